@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Entry point. The sources are TypeScript run through Node 24's built-in type stripping,
+// so there is no build step; refuse older Node with a clear line instead of a syntax error.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(
+    `imgx: needs Node 24 or newer (this is ${process.version}); run it through npx in the checkout, which uses the bundled Node 24\n`,
+  );
+  process.exit(2);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,102 @@
+// One error base class with a stable code per condition. The CLI maps codes to exit statuses
+// and one-line messages in src/cli/exit-codes.ts; everything else only throws.
+
+export type ErrorCode =
+  | 'IMGX_USAGE'
+  | 'IMGX_BAD_REFERENCE'
+  | 'IMGX_BAD_DIGEST'
+  | 'IMGX_MANIFEST_UNKNOWN'
+  | 'IMGX_NAME_UNKNOWN'
+  | 'IMGX_BLOB_UNKNOWN'
+  | 'IMGX_NOT_FOUND'
+  | 'IMGX_UNAUTHORIZED'
+  | 'IMGX_DENIED'
+  | 'IMGX_UNREACHABLE'
+  | 'IMGX_TIMEOUT'
+  | 'IMGX_TLS'
+  | 'IMGX_TOOMANYREQUESTS'
+  | 'IMGX_REGISTRY_ERROR'
+  | 'IMGX_DIGEST_MISMATCH'
+  | 'IMGX_SIZE_MISMATCH'
+  | 'IMGX_MANIFEST_TOO_LARGE'
+  | 'IMGX_BAD_MANIFEST'
+  | 'IMGX_NO_MATCHING_PLATFORM'
+  | 'IMGX_UNSUPPORTED'
+  | 'IMGX_CREDENTIALS'
+  | 'IMGX_IO'
+  | 'IMGX_UNSAFE_PATH'
+  | 'IMGX_BAD_ARCHIVE'
+  | 'IMGX_INTERRUPTED';
+
+export class ImgxError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The command line or an option is wrong. */
+export class UsageError extends ImgxError {
+  constructor(message: string) {
+    super('IMGX_USAGE', message);
+  }
+}
+
+/** An image reference or transport string that cannot be parsed. */
+export class BadReferenceError extends ImgxError {
+  constructor(message: string) {
+    super('IMGX_BAD_REFERENCE', message);
+  }
+}
+
+/** Bytes that do not match what their descriptor promised. */
+export class IntegrityError extends ImgxError {
+  constructor(code: 'IMGX_DIGEST_MISMATCH' | 'IMGX_SIZE_MISMATCH' | 'IMGX_BAD_DIGEST' | 'IMGX_MANIFEST_TOO_LARGE' | 'IMGX_BAD_MANIFEST', message: string) {
+    super(code, message);
+  }
+}
+
+/** Something the source does not have. */
+export class NotFoundError extends ImgxError {
+  constructor(code: 'IMGX_MANIFEST_UNKNOWN' | 'IMGX_NAME_UNKNOWN' | 'IMGX_BLOB_UNKNOWN' | 'IMGX_NOT_FOUND', message: string) {
+    super(code, message);
+  }
+}
+
+/** An error answered by a registry, with its HTTP status and registry error code when it gave one. */
+export class RegistryError extends ImgxError {
+  readonly status: number | undefined;
+  readonly registryCode: string | undefined;
+  constructor(code: ErrorCode, message: string, status?: number, registryCode?: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.status = status;
+    this.registryCode = registryCode;
+  }
+}
+
+/** The network failed before a registry answered: refused, reset, DNS, TLS, timeout. */
+export class NetworkError extends ImgxError {
+  constructor(code: 'IMGX_UNREACHABLE' | 'IMGX_TIMEOUT' | 'IMGX_TLS', message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export class PlatformError extends ImgxError {
+  readonly available: string[];
+  constructor(message: string, available: string[]) {
+    super('IMGX_NO_MATCHING_PLATFORM', message);
+    this.available = available;
+  }
+}
+
+export class UnsupportedError extends ImgxError {
+  constructor(message: string) {
+    super('IMGX_UNSUPPORTED', message);
+  }
+}
+
+export function isImgxError(e: unknown): e is ImgxError {
+  return e instanceof ImgxError;
+}
