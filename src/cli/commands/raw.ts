@@ -1,0 +1,66 @@
+// crane-style raw views: the manifest, the config, the digest.
+import type { CommandModule } from 'yargs';
+import { resolveImage } from '../../image/resolve.ts';
+import { makeContext, type GlobalArgs } from '../context.ts';
+
+interface Args extends GlobalArgs {
+  image: string;
+  platformManifest?: boolean;
+}
+
+export const manifestCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'manifest <image>',
+  describe: 'print the raw manifest or index the reference names (--resolve: the platform manifest)',
+  builder: (y) =>
+    y.positional('image', { type: 'string', demandOption: true }).option('platform-manifest', {
+      alias: 'resolve',
+      type: 'boolean',
+      describe: 'follow an index to the manifest of --platform',
+    }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const { source } = await ctx.open(argv.image);
+    try {
+      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform)).manifest : await source.getRootManifest();
+      process.stdout.write(blob.bytes);
+    } finally {
+      await source.close();
+    }
+  },
+};
+
+export const configCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'config <image>',
+  describe: 'print the raw image config (for --platform when the image is an index)',
+  builder: (y) => y.positional('image', { type: 'string', demandOption: true }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const { source } = await ctx.open(argv.image);
+    try {
+      process.stdout.write((await resolveImage(source, ctx.platform)).configBytes);
+    } finally {
+      await source.close();
+    }
+  },
+};
+
+export const digestCommand: CommandModule<GlobalArgs, Args> = {
+  command: 'digest <image>',
+  describe: 'print the digest of what the reference names (--resolve: of the platform manifest)',
+  builder: (y) =>
+    y.positional('image', { type: 'string', demandOption: true }).option('platform-manifest', {
+      alias: 'resolve',
+      type: 'boolean',
+      describe: 'follow an index to the manifest of --platform',
+    }),
+  handler: async (argv) => {
+    const ctx = makeContext(argv);
+    const { source } = await ctx.open(argv.image);
+    try {
+      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform)).manifest : await source.getRootManifest();
+      ctx.out(blob.digest);
+    } finally {
+      await source.close();
+    }
+  },
+};

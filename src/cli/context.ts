@@ -1,0 +1,57 @@
+// What every command gets from the global options: the cache, registry options, the platform,
+// output switches, and one way to open any image argument.
+import { BlobCache, defaultCacheDir } from '../image/blob-cache.ts';
+import { openImageSource, type OpenedSource } from '../image/open-source.ts';
+import { hostPlatform, parsePlatform, type PlatformSpec } from '../image/platform.ts';
+import { parseImageArg } from '../image/transport.ts';
+import type { RegistryOptions } from '../registry/options.ts';
+
+export interface GlobalArgs {
+  platform?: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  cacheDir?: string;
+  json?: boolean;
+  quiet?: boolean;
+  debug?: boolean;
+  strict?: boolean;
+}
+
+export interface CliContext {
+  cache: BlobCache;
+  registry: RegistryOptions;
+  platform: PlatformSpec;
+  json: boolean;
+  quiet: boolean;
+  debug: boolean;
+  strict: boolean;
+  out(text: string): void;
+  warn(message: string): void;
+  open(image: string): Promise<OpenedSource>;
+}
+
+export function makeContext(args: GlobalArgs): CliContext {
+  const cache = new BlobCache(args.cacheDir || defaultCacheDir());
+  const debug = args.debug === true;
+  const quiet = args.quiet === true;
+  const registry: RegistryOptions = {
+    ...(args.plainHttp ? { plainHttp: true } : {}),
+    ...(args.insecure ? { insecure: true } : {}),
+    ...(debug ? { debug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
+  };
+  const warn = (m: string) => {
+    if (!quiet) process.stderr.write(`imgx: warning: ${m}\n`);
+  };
+  return {
+    cache,
+    registry,
+    platform: args.platform ? parsePlatform(args.platform) : hostPlatform(),
+    json: args.json === true,
+    quiet,
+    debug,
+    strict: args.strict === true,
+    out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
+    warn,
+    open: (image) => openImageSource(parseImageArg(image), { cache, registry, warn }),
+  };
+}

@@ -1,0 +1,45 @@
+// One entry point from an image argument (any transport) to an ImageSource. Registry images read
+// through the blob cache; local layouts and archives are read in place.
+import type { RegistryOptions } from '../registry/options.ts';
+import { RegistrySource } from '../registry/registry-source.ts';
+import type { BlobCache } from './blob-cache.ts';
+import { CachingSource } from './caching-source.ts';
+import { openDockerArchive } from './docker-archive-source.ts';
+import { openOciArchive } from './oci-archive-source.ts';
+import { openOciLayout } from './oci-layout-source.ts';
+import { formatReference } from './reference.ts';
+import type { ImageSource } from './source.ts';
+import type { ImageArg } from './transport.ts';
+
+export interface OpenSourceOptions {
+  cache: BlobCache;
+  registry: RegistryOptions;
+  warn?: (message: string) => void;
+}
+
+export interface OpenedSource {
+  source: ImageSource;
+  /** The key under which the cache records the image: the full reference for registry images. */
+  refKey: string;
+}
+
+export async function openImageSource(arg: ImageArg, opts: OpenSourceOptions): Promise<OpenedSource> {
+  switch (arg.transport) {
+    case 'docker': {
+      const refKey = formatReference(arg.ref);
+      const upstream = new RegistrySource(arg.ref, opts.registry);
+      const source = new CachingSource(upstream, opts.cache, {
+        refKey,
+        ...(arg.ref.digest ? { pinnedDigest: arg.ref.digest } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      });
+      return { source, refKey };
+    }
+    case 'oci':
+      return { source: await openOciLayout(arg.dir, arg.tag), refKey: `oci:${arg.dir}${arg.tag ? ':' + arg.tag : ''}` };
+    case 'oci-archive':
+      return { source: await openOciArchive(arg.file, arg.tag), refKey: `oci-archive:${arg.file}${arg.tag ? ':' + arg.tag : ''}` };
+    case 'docker-archive':
+      return { source: await openDockerArchive(arg.file, arg.ref), refKey: `docker-archive:${arg.file}${arg.ref ? ':' + arg.ref : ''}` };
+  }
+}
