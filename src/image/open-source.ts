@@ -9,7 +9,7 @@ import { openOciArchive } from './oci-archive-source.ts';
 import { openOciLayout } from './oci-layout-source.ts';
 import { formatReference } from './reference.ts';
 import type { ImageSource } from './source.ts';
-import type { ImageArg } from './transport.ts';
+import { formatImageArg, type ImageArg } from './transport.ts';
 
 export interface OpenSourceOptions {
   cache: BlobCache;
@@ -36,10 +36,10 @@ export async function openImageSource(arg: ImageArg, opts: OpenSourceOptions): P
       return { source, refKey };
     }
     case 'oci':
-      return { source: await openOciLayout(arg.dir, arg.tag), refKey: `oci:${arg.dir}${arg.tag ? ':' + arg.tag : ''}` };
+      return { source: await openOciLayout(arg.dir, arg.tag), refKey: formatImageArg(arg) };
     case 'oci-archive':
-      return { source: await openOciArchive(arg.file, arg.tag), refKey: `oci-archive:${arg.file}${arg.tag ? ':' + arg.tag : ''}` };
+      return { source: await openOciArchive(arg.file, arg.tag), refKey: formatImageArg(arg) };
     case 'docker-archive':
-      return { source: await openDockerArchive(arg.file, arg.ref), refKey: `docker-archive:${arg.file}${arg.ref ? ':' + arg.ref : ''}` };
+      return { source: await openDockerArchive(arg.file, arg.ref), refKey: formatImageArg(arg) };
   }
 }
