@@ -91,6 +91,13 @@ export class PlatformError extends ImgxError {
   }
 }
 
+/** A tar archive (an image archive or a layer) that is truncated or not a valid tar. */
+export class BadArchiveError extends ImgxError {
+  constructor(message: string) {
+    super('IMGX_BAD_ARCHIVE', message);
+  }
+}
+
 export class UnsupportedError extends ImgxError {
   constructor(message: string) {
     super('IMGX_UNSUPPORTED', message);

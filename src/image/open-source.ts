@@ -1,5 +1,7 @@
 // One entry point from an image argument (any transport) to an ImageSource. Registry images read
 // through the blob cache; local layouts and archives are read in place.
+// Local paths are recorded absolute, so the cache's record of them means one thing from anywhere.
+import { resolve } from 'node:path';
 import type { RegistryOptions } from '../registry/options.ts';
 import { RegistrySource } from '../registry/registry-source.ts';
 import type { BlobCache } from './blob-cache.ts';
@@ -36,10 +38,10 @@ export async function openImageSource(arg: ImageArg, opts: OpenSourceOptions): P
       return { source, refKey };
     }
     case 'oci':
-      return { source: await openOciLayout(arg.dir, arg.tag), refKey: formatImageArg(arg) };
+      return { source: await openOciLayout(arg.dir, arg.tag), refKey: formatImageArg({ ...arg, dir: resolve(arg.dir) }) };
     case 'oci-archive':
-      return { source: await openOciArchive(arg.file, arg.tag), refKey: formatImageArg(arg) };
+      return { source: await openOciArchive(arg.file, arg.tag), refKey: formatImageArg({ ...arg, file: resolve(arg.file) }) };
     case 'docker-archive':
-      return { source: await openDockerArchive(arg.file, arg.ref), refKey: formatImageArg(arg) };
+      return { source: await openDockerArchive(arg.file, arg.ref), refKey: formatImageArg({ ...arg, file: resolve(arg.file) }) };
   }
 }

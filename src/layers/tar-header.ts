@@ -1,0 +1,473 @@
+// One tar header block: decode and encode. Covers ustar (POSIX), old GNU and v7 headers, octal and
+// base-256 numbers, both checksum conventions, and the extension entries that change the entry
+// after them: PAX `x` (next entry) and `g` (all later entries), GNU `L` (long name) and `K` (long
+// link name). PAX values stay raw bytes, because xattrs such as security.capability are binary.
+// Pure functions and one small state object; reading blocks from a file or a stream is the caller's.
+import { BadArchiveError } from '../errors.ts';
+
+export const BLOCK_SIZE = 512;
+/** Longest body accepted for an extension entry (PAX records, GNU long names). */
+export const MAX_EXTENSION_SIZE = 1 << 20;
+
+export type EntryType =
+  | 'file'
+  | 'hardlink'
+  | 'symlink'
+  | 'char-device'
+  | 'block-device'
+  | 'directory'
+  | 'fifo'
+  | 'pax-header'
+  | 'pax-global-header'
+  | 'gnu-long-name'
+  | 'gnu-long-link'
+  | 'unknown';
+
+const TYPE_OF_FLAG: Record<string, EntryType> = {
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file', // contiguous file: POSIX says to treat it as a regular file
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char-device',
+  '4': 'block-device',
+  '5': 'directory',
+  '6': 'fifo',
+  x: 'pax-header',
+  g: 'pax-global-header',
+  L: 'gnu-long-name',
+  K: 'gnu-long-link',
+};
+
+const FLAG_OF_TYPE: Record<Exclude<EntryType, 'unknown'>, string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  'char-device': '3',
+  'block-device': '4',
+  directory: '5',
+  fifo: '6',
+  'pax-header': 'x',
+  'pax-global-header': 'g',
+  'gnu-long-name': 'L',
+  'gnu-long-link': 'K',
+};
+
+export type HeaderFormat = 'ustar' | 'gnu' | 'star' | 'v7';
+
+export interface TarHeader {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Bytes of data that follow the header (before padding). */
+  size: number;
+  /** Seconds since the epoch; fractional when a PAX record gave sub-second precision. */
+  mtime: number;
+  /** The raw typeflag character; `type` is what it means. */
+  typeflag: string;
+  type: EntryType;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  format: HeaderFormat;
+  /** PAX records in effect for this entry (global, then per-entry), values as raw bytes. */
+  pax?: Map<string, Buffer>;
+}
+
+/** Bytes of padding after `size` bytes of data, up to the next block boundary. */
+export function paddingFor(size: number): number {
+  return (BLOCK_SIZE - (size % BLOCK_SIZE)) % BLOCK_SIZE;
+}
+
+/** Types whose data size is always zero whatever the size field says (as GNU tar and Go read them). */
+export function isHeaderOnly(type: EntryType): boolean {
+  return type === 'hardlink' || type === 'symlink' || type === 'char-device' || type === 'block-device' || type === 'directory' || type === 'fifo';
+}
+
+/** Extension entries describe the entry after them instead of being entries of their own. */
+export function isExtension(type: EntryType): boolean {
+  return type === 'pax-header' || type === 'pax-global-header' || type === 'gnu-long-name' || type === 'gnu-long-link';
+}
+
+export function isZeroBlock(block: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK_SIZE; i++) if (block[i] !== 0) return false;
+  return true;
+}
+
+// ---- decoding ---------------------------------------------------------------------------------
+
+function bad(why: string): never {
+  throw new BadArchiveError(`invalid tar header: ${why}`);
+}
+
+/** A NUL-terminated string field. */
+function readString(block: Uint8Array, offset: number, length: number): string {
+  const field = Buffer.from(block.buffer, block.byteOffset + offset, length);
+  const nul = field.indexOf(0);
+  return field.toString('utf8', 0, nul < 0 ? length : nul);
+}
+
+/**
+ * A numeric field: octal text (NUL/space padded), or GNU base-256 when the top bit of the first
+ * byte is set (two's complement, so negative times survive).
+ */
+export function decodeNumber(field: Uint8Array, what = 'number'): number {
+  if (field.length > 0 && (field[0]! & 0x80) !== 0) {
+    const negative = (field[0]! & 0x40) !== 0;
+    let v = 0n;
+    for (let i = 0; i < field.length; i++) {
+      let b = negative ? ~field[i]! & 0xff : field[i]!;
+      if (i === 0) b &= 0x7f;
+      v = (v << 8n) | BigInt(b);
+    }
+    if (negative) v = -v - 1n;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad(`${what} out of range`);
+    return Number(v);
+  }
+  let end = field.indexOf(0);
+  if (end < 0) end = field.length;
+  const text = Buffer.from(field.buffer, field.byteOffset, end).toString('latin1').trim();
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) bad(`${what} is not octal: ${JSON.stringify(text)}`);
+  const v = parseInt(text, 8);
+  if (!Number.isSafeInteger(v)) bad(`${what} out of range`);
+  return v;
+}
+
+function num(block: Uint8Array, offset: number, length: number, what: string): number {
+  return decodeNumber(block.subarray(offset, offset + length), what);
+}
+
+/** Sums of the block with the checksum field read as spaces: bytes unsigned and (old tars) signed. */
+export function checksums(block: Uint8Array): { unsigned: number; signed: number } {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK_SIZE; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b >= 0x80 ? b - 0x100 : b;
+  }
+  return { unsigned, signed };
+}
+
+function detectFormat(block: Uint8Array): HeaderFormat {
+  const magic = Buffer.from(block.buffer, block.byteOffset + 257, 8).toString('latin1');
+  if (magic === 'ustar  \0') return 'gnu';
+  if (magic.startsWith('ustar\0')) {
+    // star keeps atime/ctime in the tail of the prefix field and marks it with "tar\0" at 508.
+    return Buffer.from(block.buffer, block.byteOffset + 508, 4).toString('latin1') === 'tar\0' ? 'star' : 'ustar';
+  }
+  return 'v7';
+}
+
+/**
+ * Decodes one 512-byte header block. Returns null for an all-zero block (the end-of-archive marker).
+ * Throws IMGX_BAD_ARCHIVE when the checksum or a field is wrong. Extensions are not applied here:
+ * see `TarExtensions`.
+ */
+export function decodeHeader(block: Uint8Array): TarHeader | null {
+  if (block.length < BLOCK_SIZE) bad(`short block (${block.length} bytes)`);
+  if (isZeroBlock(block)) return null;
+  const stored = num(block, 148, 8, 'checksum');
+  const sums = checksums(block);
+  if (stored !== sums.unsigned && stored !== sums.signed) bad(`checksum mismatch (stored ${stored}, computed ${sums.unsigned})`);
+
+  const format = detectFormat(block);
+  let name = readString(block, 0, 100);
+  if (format === 'ustar' || format === 'star') {
+    const prefix = readString(block, 345, format === 'star' ? 131 : 155);
+    if (prefix) name = `${prefix}/${name}`;
+  }
+  const typeflag = String.fromCharCode(block[156]!);
+  let type = TYPE_OF_FLAG[typeflag] ?? 'unknown';
+  // v7 tars had no directory type: a trailing slash said it.
+  if (typeflag === '\0' && name.endsWith('/')) type = 'directory';
+  const hasUstarFields = format !== 'v7';
+  return {
+    name,
+    mode: num(block, 100, 8, 'mode'),
+    uid: num(block, 108, 8, 'uid'),
+    gid: num(block, 116, 8, 'gid'),
+    size: num(block, 124, 12, 'size'),
+    mtime: num(block, 136, 12, 'mtime'),
+    typeflag,
+    type,
+    linkname: readString(block, 157, 100),
+    uname: hasUstarFields ? readString(block, 265, 32) : '',
+    gname: hasUstarFields ? readString(block, 297, 32) : '',
+    devmajor: hasUstarFields ? num(block, 329, 8, 'devmajor') : 0,
+    devminor: hasUstarFields ? num(block, 337, 8, 'devminor') : 0,
+    format,
+  };
+}
+
+/** Parses a PAX extended header body (`<len> <key>=<value>\n` records). Values stay raw bytes. */
+export function parsePax(body: Uint8Array): Map<string, Buffer> {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const out = new Map<string, Buffer>();
+  let pos = 0;
+  while (pos < buf.length) {
+    // Some writers pad the body with NULs after the last record.
+    if (buf[pos] === 0) break;
+    const space = buf.indexOf(0x20, pos);
+    if (space < 0 || space - pos > 20) bad('PAX record without a length');
+    const lenText = buf.toString('latin1', pos, space);
+    if (!/^[0-9]+$/.test(lenText)) bad(`PAX record length ${JSON.stringify(lenText)}`);
+    const len = Number(lenText);
+    const end = pos + len;
+    if (len <= space - pos + 1 || end > buf.length || buf[end - 1] !== 0x0a) bad('PAX record length does not match its record');
+    const eq = buf.indexOf(0x3d, space + 1);
+    if (eq < 0 || eq >= end - 1 || eq === space + 1) bad('PAX record without a key');
+    const key = buf.toString('utf8', space + 1, eq);
+    out.set(key, Buffer.from(buf.subarray(eq + 1, end - 1)));
+    pos = end;
+  }
+  return out;
+}
+
+function paxInteger(key: string, value: Buffer): number {
+  const text = value.toString('latin1');
+  if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) bad(`PAX ${key}=${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text);
+}
+
+function paxTime(key: string, value: Buffer): number {
+  const text = value.toString('latin1');
+  if (!/^-?[0-9]{1,16}(\.[0-9]*)?$/.test(text)) bad(`PAX ${key}=${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text);
+}
+
+/** The string content of a GNU long-name body (NUL-terminated). */
+function longNameOf(body: Uint8Array): string {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const nul = buf.indexOf(0);
+  return buf.toString('utf8', 0, nul < 0 ? buf.length : nul);
+}
+
+/**
+ * What extension entries have said so far. Feed it each extension entry with its body (`absorb`),
+ * and every other header through `apply`, which returns the header as the archive means it.
+ * When GNU and PAX both rename an entry, PAX wins (it is the standard).
+ */
+export class TarExtensions {
+  private global = new Map<string, Buffer>();
+  private local: Map<string, Buffer> | undefined;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+
+  /** True when an extension entry is waiting for the entry it describes (an error at end of archive). */
+  get pending(): boolean {
+    return this.local !== undefined || this.longName !== undefined || this.longLink !== undefined;
+  }
+
+  absorb(header: TarHeader, body: Uint8Array): void {
+    if (body.length > MAX_EXTENSION_SIZE) bad(`${header.type} entry of ${body.length} bytes`);
+    switch (header.type) {
+      case 'pax-header':
+        this.local = new Map([...(this.local ?? []), ...parsePax(body)]);
+        return;
+      case 'pax-global-header':
+        for (const [k, v] of parsePax(body)) {
+          if (v.length === 0) this.global.delete(k);
+          else this.global.set(k, v);
+        }
+        return;
+      case 'gnu-long-name':
+        this.longName = longNameOf(body);
+        return;
+      case 'gnu-long-link':
+        this.longLink = longNameOf(body);
+        return;
+      default:
+        throw new Error(`not an extension entry: ${header.type}`);
+    }
+  }
+
+  apply(header: TarHeader): TarHeader {
+    const h: TarHeader = { ...header };
+    if (this.longName !== undefined) h.name = this.longName;
+    if (this.longLink !== undefined) h.linkname = this.longLink;
+    const records = new Map(this.global);
+    // An empty per-entry value deletes the global one (POSIX), leaving the header field in force.
+    for (const [k, v] of this.local ?? []) {
+      if (v.length === 0) records.delete(k);
+      else records.set(k, v);
+    }
+    for (const [k, v] of records) {
+      switch (k) {
+        case 'path':
+          h.name = v.toString('utf8');
+          break;
+        case 'linkpath':
+          h.linkname = v.toString('utf8');
+          break;
+        case 'size':
+          h.size = paxInteger(k, v);
+          break;
+        case 'uid':
+          h.uid = paxInteger(k, v);
+          break;
+        case 'gid':
+          h.gid = paxInteger(k, v);
+          break;
+        case 'mtime':
+          h.mtime = paxTime(k, v);
+          break;
+        case 'uname':
+          h.uname = v.toString('utf8');
+          break;
+        case 'gname':
+          h.gname = v.toString('utf8');
+          break;
+      }
+    }
+    if (records.size > 0) h.pax = records;
+    this.local = undefined;
+    this.longName = undefined;
+    this.longLink = undefined;
+    return h;
+  }
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+export interface TarHeaderInput {
+  name: string;
+  /** Defaults to 'file'. */
+  type?: Exclude<EntryType, 'unknown'>;
+  /** A raw typeflag, when `type` cannot say it (e.g. GNU 'S'); wins over `type`. */
+  typeflag?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  mtime?: number;
+  linkname?: string;
+  uname?: string;
+  gname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+function writeString(block: Buffer, offset: number, length: number, value: string, what: string): void {
+  const bytes = Buffer.from(value, 'utf8');
+  if (bytes.length > length) throw new RangeError(`tar header: ${what} is ${bytes.length} bytes, the field holds ${length}`);
+  bytes.copy(block, offset);
+}
+
+/** Octal when it fits (digits + NUL), otherwise GNU base-256. */
+export function encodeNumber(value: number, length: number): Buffer {
+  if (!Number.isSafeInteger(value)) throw new RangeError(`tar header: ${value} is not an integer`);
+  const field = Buffer.alloc(length);
+  if (value >= 0 && value < 8 ** (length - 1)) {
+    field.write(value.toString(8).padStart(length - 1, '0'), 0, 'latin1');
+    return field;
+  }
+  let v = BigInt(value);
+  for (let i = length - 1; i >= 0; i--) {
+    field[i] = Number(v & 0xffn);
+    v >>= 8n; // arithmetic shift: negative values fill with 1 bits (two's complement)
+  }
+  field[0] = (field[0]! & 0x7f) | 0x80;
+  if (value < 0) field[0] |= 0x40;
+  return field;
+}
+
+/** Splits a long name into ustar prefix and name at a slash, or undefined when it cannot fit. */
+function splitUstarName(name: string): { prefix: string; name: string } | undefined {
+  if (Buffer.byteLength(name) <= 100) return { prefix: '', name };
+  for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) {
+    const prefix = name.slice(0, i);
+    const rest = name.slice(i + 1);
+    if (Buffer.byteLength(prefix) > 155) return undefined;
+    if (rest && Buffer.byteLength(rest) <= 100) return { prefix, name: rest };
+  }
+  return undefined;
+}
+
+/**
+ * Encodes one header block (ustar, or old GNU with `format: 'gnu'`). Throws RangeError when the
+ * name or link name does not fit; `encodeEntryHeaders` adds a PAX header in that case.
+ */
+export function encodeHeader(h: TarHeaderInput, options: { format?: 'ustar' | 'gnu' } = {}): Buffer {
+  const block = Buffer.alloc(BLOCK_SIZE);
+  const gnu = options.format === 'gnu';
+  const split = gnu ? (Buffer.byteLength(h.name) <= 100 ? { prefix: '', name: h.name } : undefined) : splitUstarName(h.name);
+  if (!split) throw new RangeError(`tar header: name too long for a ${gnu ? 'GNU' : 'ustar'} header: ${h.name}`);
+  const type = h.type ?? 'file';
+  writeString(block, 0, 100, split.name, 'name');
+  encodeNumber(h.mode ?? (type === 'directory' ? 0o755 : 0o644), 8).copy(block, 100);
+  encodeNumber(h.uid ?? 0, 8).copy(block, 108);
+  encodeNumber(h.gid ?? 0, 8).copy(block, 116);
+  encodeNumber(h.size ?? 0, 12).copy(block, 124);
+  encodeNumber(Math.floor(h.mtime ?? 0), 12).copy(block, 136);
+  const flag = h.typeflag ?? FLAG_OF_TYPE[type];
+  if (flag.length !== 1) throw new RangeError(`tar header: typeflag must be one character`);
+  block.write(flag, 156, 'latin1');
+  writeString(block, 157, 100, h.linkname ?? '', 'linkname');
+  block.write(gnu ? 'ustar  \0' : 'ustar\x0000', 257, 'latin1');
+  writeString(block, 265, 32, h.uname ?? '', 'uname');
+  writeString(block, 297, 32, h.gname ?? '', 'gname');
+  encodeNumber(h.devmajor ?? 0, 8).copy(block, 329);
+  encodeNumber(h.devminor ?? 0, 8).copy(block, 337);
+  if (split.prefix) writeString(block, 345, 155, split.prefix, 'prefix');
+  // Checksum: six octal digits, NUL, space (what every tar writes).
+  block.write(checksums(block).unsigned.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  return block;
+}
+
+/** A PAX extended header body from records; each record's length counts its own digits. */
+export function encodePax(records: Iterable<[string, string | Uint8Array]> | Record<string, string | Uint8Array>): Buffer {
+  const entries = Symbol.iterator in records ? [...(records as Iterable<[string, string | Uint8Array]>)] : Object.entries(records);
+  const parts: Buffer[] = [];
+  for (const [key, value] of entries) {
+    if (!key || key.includes('=')) throw new RangeError(`PAX key ${JSON.stringify(key)}`);
+    const payload = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n')]);
+    let len = payload.length + 1;
+    while (String(len).length + payload.length !== len) len = String(len).length + payload.length;
+    parts.push(Buffer.from(String(len), 'latin1'), payload);
+  }
+  return Buffer.concat(parts);
+}
+
+function padded(data: Buffer): Buffer {
+  const pad = paddingFor(data.length);
+  return pad ? Buffer.concat([data, Buffer.alloc(pad)]) : data;
+}
+
+/**
+ * The header blocks for one entry: a PAX `x` header (with its padded body) when the entry needs
+ * one — a name or link name that ustar cannot hold, a number out of octal range or fractional, or explicit
+ * `pax` records such as `SCHILY.xattr.*` — followed by the ustar header.
+ */
+export function encodeEntryHeaders(h: TarHeaderInput & { pax?: Record<string, string | Uint8Array> }): Buffer {
+  const records = new Map<string, string | Uint8Array>(Object.entries(h.pax ?? {}));
+  const base: TarHeaderInput = { ...h };
+  delete (base as { pax?: unknown }).pax;
+  if (!splitUstarName(h.name)) {
+    records.set('path', h.name);
+    base.name = h.name.slice(-100).replace(/^\/+/, '') || 'pax-long-name';
+    while (Buffer.byteLength(base.name) > 100) base.name = base.name.slice(1);
+  }
+  if (h.linkname && Buffer.byteLength(h.linkname) > 100) {
+    records.set('linkpath', h.linkname);
+    base.linkname = '';
+  }
+  // Numbers beyond octal range are written base-256 in the header too, for readers without PAX.
+  const octalMax = (len: number) => 8 ** (len - 1) - 1;
+  for (const [key, len] of [['size', 12], ['uid', 8], ['gid', 8]] as const) {
+    const v = h[key];
+    if (v !== undefined && v > octalMax(len)) records.set(key, String(v));
+  }
+  if (h.mtime !== undefined && (!Number.isInteger(h.mtime) || h.mtime < 0 || h.mtime > octalMax(12))) {
+    records.set('mtime', String(h.mtime));
+  }
+  const header = encodeHeader(base);
+  if (records.size === 0) return header;
+  const body = encodePax(records);
+  const paxHeader = encodeHeader({ name: 'PaxHeader', type: 'pax-header', size: body.length, mode: 0o644 });
+  return Buffer.concat([paxHeader, padded(body), header]);
+}
