@@ -1,8 +1,6 @@
 // imgx login / logout: credentials in the Docker config file (or its credential helper).
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../../errors.ts';
-import { checkLogin } from '../../registry/registry-source.ts';
-import { eraseCredentials, storeCredentials } from '../../registry/credentials.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 
 interface LoginArgs extends GlobalArgs {
@@ -43,6 +41,9 @@ export const loginCommand: CommandModule<GlobalArgs, LoginArgs> = {
     const password = argv.passwordStdin ? await readStdin() : argv.password;
     if (!password) throw new UsageError('login needs a password: --password-stdin (or --password)');
     if (argv.password !== undefined) ctx.warn('--password shows the password in the process list; use --password-stdin');
+    // The registry stack is loaded only by the commands that talk to a registry.
+    const { checkLogin } = await import('../../registry/registry-source.ts');
+    const { storeCredentials } = await import('../../registry/credentials.ts');
     await checkLogin(host, argv.username, password, ctx.registry);
     const where = await storeCredentials(host, argv.username, password);
     if (!ctx.quiet) ctx.out(`Login succeeded for ${host}${where ? ` (stored in ${where})` : ''}`);
@@ -60,6 +61,7 @@ export const logoutCommand: CommandModule<GlobalArgs, LogoutArgs> = {
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const host = registryHost(argv.registry);
+    const { eraseCredentials } = await import('../../registry/credentials.ts');
     const removed = await eraseCredentials(host);
     if (!ctx.quiet) ctx.out(removed ? `Removed credentials for ${host}` : `No credentials stored for ${host}`);
   },
