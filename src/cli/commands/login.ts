@@ -45,7 +45,7 @@ export const loginCommand: CommandModule<GlobalArgs, LoginArgs> = {
     const { checkLogin } = await import('../../registry/registry-source.ts');
     const { storeCredentials } = await import('../../registry/credentials.ts');
     await checkLogin(host, argv.username, password, ctx.registry);
-    const where = await storeCredentials(host, argv.username, password);
+    const where = await storeCredentials(host, argv.username, password, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {});
     if (!ctx.quiet) ctx.out(`Login succeeded for ${host}${where ? ` (stored in ${where})` : ''}`);
   },
 };
@@ -62,7 +62,7 @@ export const logoutCommand: CommandModule<GlobalArgs, LogoutArgs> = {
     const ctx = makeContext(argv);
     const host = registryHost(argv.registry);
     const { eraseCredentials } = await import('../../registry/credentials.ts');
-    const removed = await eraseCredentials(host);
+    const removed = await eraseCredentials(host, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {});
     if (!ctx.quiet) ctx.out(removed ? `Removed credentials for ${host}` : `No credentials stored for ${host}`);
   },
 };
