@@ -26,6 +26,11 @@ export type ErrorCode =
   | 'IMGX_IO'
   | 'IMGX_UNSAFE_PATH'
   | 'IMGX_BAD_ARCHIVE'
+  | 'IMGX_BAD_LAYER'
+  | 'IMGX_BAD_WHITEOUT'
+  | 'IMGX_DIFFID_MISMATCH'
+  | 'IMGX_STRICT'
+  | 'IMGX_DEST_EXISTS'
   | 'IMGX_INTERRUPTED';
 
 export class ImgxError extends Error {

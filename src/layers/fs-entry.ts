@@ -1,0 +1,35 @@
+// The entry of a flattened filesystem: what the flatten stage emits and every sink consumes
+// (directory writer, tar export, browse index). Paths are already normalised and confined.
+import type { Readable } from 'node:stream';
+
+export type FsEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo';
+
+export interface FsEntry {
+  /**
+   * Relative to the root, normalised: no leading `/` or `./`, no `.` or `..` components, no
+   * trailing `/`, never empty (the root directory itself is `.`).
+   */
+  path: string;
+  type: FsEntryType;
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname?: string;
+  gname?: string;
+  /** Seconds since the epoch, possibly fractional (PAX mtime). */
+  mtime: number;
+  /** Content length for files; 0 for everything else. */
+  size: number;
+  /** Symlink target exactly as the layer gave it; for hardlinks, the normalised path of the entry linked to. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Extended attributes, values byte for byte (security.capability is binary). */
+  xattrs: Map<string, Buffer>;
+}
+
+/** An entry as emitted by the flatten stage: files carry a body of exactly `size` bytes. */
+export interface FlatEntry extends FsEntry {
+  body?: Readable;
+}
