@@ -21,6 +21,8 @@ export interface CliContext {
   cache: BlobCache;
   registry: RegistryOptions;
   platform: PlatformSpec;
+  /** --platform was given: a single-platform image of another platform is an error. */
+  platformExplicit: boolean;
   json: boolean;
   quiet: boolean;
   debug: boolean;
@@ -46,6 +48,7 @@ export function makeContext(args: GlobalArgs): CliContext {
     cache,
     registry,
     platform: args.platform ? parsePlatform(args.platform) : hostPlatform(),
+    platformExplicit: Boolean(args.platform),
     json: args.json === true,
     quiet,
     debug,

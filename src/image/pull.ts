@@ -15,6 +15,8 @@ export interface PullProgress {
 
 export interface PullOptions {
   platform: PlatformSpec;
+  /** The platform was asked for explicitly (see resolveImage). */
+  strictPlatform?: boolean;
   /** Recorded in the cache's index.json so `cache ls` and offline use know the image. */
   refKey?: string;
   concurrency?: number;
@@ -32,7 +34,7 @@ export interface PullResult {
 
 export async function pullImage(source: ImageSource, cache: BlobCache, opts: PullOptions): Promise<PullResult> {
   await cache.init();
-  const image = await resolveImage(source, opts.platform);
+  const image = await resolveImage(source, opts.platform, opts.strictPlatform === true);
   const layers = image.parsed.layers;
   const fetched: Descriptor[] = [];
   const reused: Descriptor[] = [];

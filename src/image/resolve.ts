@@ -5,7 +5,8 @@ import type { Descriptor } from './descriptor.ts';
 import { parseImageConfig, type ImageConfig } from './config.ts';
 import { parseManifestBlob, type ImageIndex, type ImageManifest } from './manifest.ts';
 import { MANIFEST_CAP, type ImageSource, type ManifestBlob } from './source.ts';
-import { selectManifest, type PlatformSpec } from './platform.ts';
+import { formatPlatform, normalisePlatform, platformMatches, selectManifest, type PlatformSpec } from './platform.ts';
+import { PlatformError } from '../errors.ts';
 
 export interface ResolvedImage {
   /** What the reference named: a manifest or an index. */
@@ -21,7 +22,11 @@ export interface ResolvedImage {
 
 const MAX_INDEX_DEPTH = 4;
 
-export async function resolveImage(source: ImageSource, platform: PlatformSpec): Promise<ResolvedImage> {
+/**
+ * `strictPlatform`: the user asked for this platform, so a single-platform image of another one is
+ * an error (with the host's platform as a mere default, any single image is taken, as Docker does).
+ */
+export async function resolveImage(source: ImageSource, platform: PlatformSpec, strictPlatform = false): Promise<ResolvedImage> {
   const root = await source.getRootManifest();
   let current = root;
   let parsed: ImageManifest | ImageIndex = parseManifestBlob(root, source.displayName);
@@ -35,6 +40,13 @@ export async function resolveImage(source: ImageSource, platform: PlatformSpec):
   }
   const configBytes = await source.readBlob(parsed.config, MANIFEST_CAP);
   const config = parseImageConfig(configBytes, source.displayName);
+  if (strictPlatform && platforms.length === 0 && config.os && config.architecture) {
+    const have = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    if (!platformMatches(platform, have)) {
+      const available = formatPlatform(normalisePlatform(have));
+      throw new PlatformError(`${source.displayName}: no image for platform ${formatPlatform(platform)}; available: ${available}`, [available]);
+    }
+  }
   const diffIds = config.rootfs?.diff_ids;
   if (diffIds && diffIds.length !== parsed.layers.length) {
     throw new IntegrityError(

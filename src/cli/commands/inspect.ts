@@ -17,7 +17,7 @@ export const inspectCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const { source, refKey } = await ctx.open(argv.image);
     try {
-      const image = await resolveImage(source, ctx.platform);
+      const image = await resolveImage(source, ctx.platform, ctx.platformExplicit);
       const d = describeImage(image, refKey, source.displayName);
       ctx.out(ctx.json ? JSON.stringify(d, null, 2) : renderHuman(d));
     } finally {

@@ -21,7 +21,7 @@ export const pullCommand: CommandModule<GlobalArgs, Args> = {
     const { source, refKey } = await ctx.open(argv.image);
     try {
       const progress = pullProgressFor(process.stderr, !ctx.quiet && !ctx.json);
-      const r = await pullImage(source, ctx.cache, { platform: ctx.platform, refKey, concurrency: Math.max(1, argv.jobs), ...(progress ? { progress } : {}) });
+      const r = await pullImage(source, ctx.cache, { platform: ctx.platform, strictPlatform: ctx.platformExplicit, refKey, concurrency: Math.max(1, argv.jobs), ...(progress ? { progress } : {}) });
       const layers = r.image.parsed.layers;
       if (ctx.json) {
         ctx.out(

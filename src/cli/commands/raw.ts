@@ -21,7 +21,7 @@ export const manifestCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const { source } = await ctx.open(argv.image);
     try {
-      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform)).manifest : await source.getRootManifest();
+      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform, ctx.platformExplicit)).manifest : await source.getRootManifest();
       process.stdout.write(blob.bytes);
     } finally {
       await source.close();
@@ -37,7 +37,7 @@ export const configCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const { source } = await ctx.open(argv.image);
     try {
-      process.stdout.write((await resolveImage(source, ctx.platform)).configBytes);
+      process.stdout.write((await resolveImage(source, ctx.platform, ctx.platformExplicit)).configBytes);
     } finally {
       await source.close();
     }
@@ -57,7 +57,7 @@ export const digestCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const { source } = await ctx.open(argv.image);
     try {
-      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform)).manifest : await source.getRootManifest();
+      const blob = argv.platformManifest ? (await resolveImage(source, ctx.platform, ctx.platformExplicit)).manifest : await source.getRootManifest();
       ctx.out(blob.digest);
     } finally {
       await source.close();
