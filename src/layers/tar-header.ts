@@ -103,11 +103,12 @@ function bad(why: string): never {
   throw new BadArchiveError(`invalid tar header: ${why}`);
 }
 
-/** A NUL-terminated string field. */
-function readString(block: Uint8Array, offset: number, length: number): string {
-  const field = Buffer.from(block.buffer, block.byteOffset + offset, length);
-  const nul = field.indexOf(0);
-  return field.toString('utf8', 0, nul < 0 ? length : nul);
+/** A NUL-terminated string field (`block` is a Buffer view of the header: no copy per field). */
+function readString(block: Buffer, offset: number, length: number): string {
+  let end = offset;
+  const limit = offset + length;
+  while (end < limit && block[end] !== 0) end++;
+  return end === offset ? '' : block.toString('utf8', offset, end);
 }
 
 /**
@@ -127,18 +128,49 @@ export function decodeNumber(field: Uint8Array, what = 'number'): number {
     if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad(`${what} out of range`);
     return Number(v);
   }
+  // Octal text up to the first NUL, with blanks around it: parsed by hand, because this runs for
+  // every numeric field of every header of every layer.
   let end = field.indexOf(0);
   if (end < 0) end = field.length;
-  const text = Buffer.from(field.buffer, field.byteOffset, end).toString('latin1').trim();
-  if (text === '') return 0;
-  if (!/^[0-7]+$/.test(text)) bad(`${what} is not octal: ${JSON.stringify(text)}`);
-  const v = parseInt(text, 8);
+  let i = 0;
+  while (i < end && isBlank(field[i]!)) i++;
+  let j = end;
+  while (j > i && isBlank(field[j - 1]!)) j--;
+  let v = 0;
+  for (let k = i; k < j; k++) {
+    const d = field[k]! - 0x30;
+    if (d < 0 || d > 7) {
+      const text = Buffer.from(field.buffer, field.byteOffset, end).toString('latin1').trim();
+      bad(`${what} is not octal: ${JSON.stringify(text)}`);
+    }
+    v = v * 8 + d;
+  }
   if (!Number.isSafeInteger(v)) bad(`${what} out of range`);
   return v;
 }
 
+/** The whitespace String.prototype.trim removes, as far as single bytes go. */
+function isBlank(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
+
 function num(block: Uint8Array, offset: number, length: number, what: string): number {
-  return decodeNumber(block.subarray(offset, offset + length), what);
+  // Fast path for the common case, plain octal digits up to a NUL or space; anything else
+  // (base-256, leading blanks, garbage) goes through decodeNumber for its checks and messages.
+  let v = 0;
+  let i = offset;
+  const end = offset + length;
+  for (; i < end; i++) {
+    const d = block[i]! - 0x30;
+    if (d < 0 || d > 7) break;
+    v = v * 8 + d;
+  }
+  if (i > offset && (i === end || block[i] === 0 || block[i] === 0x20)) {
+    let j = i;
+    while (j < end && (block[j] === 0 || block[j] === 0x20)) j++;
+    if (j === end || block[i] === 0) return v;
+  }
+  return decodeNumber(block.subarray(offset, end), what);
 }
 
 /** Sums of the block with the checksum field read as spaces: bytes unsigned and (old tars) signed. */
@@ -153,14 +185,36 @@ export function checksums(block: Uint8Array): { unsigned: number; signed: number
   return { unsigned, signed };
 }
 
-function detectFormat(block: Uint8Array): HeaderFormat {
-  const magic = Buffer.from(block.buffer, block.byteOffset + 257, 8).toString('latin1');
-  if (magic === 'ustar  \0') return 'gnu';
-  if (magic.startsWith('ustar\0')) {
-    // star keeps atime/ctime in the tail of the prefix field and marks it with "tar\0" at 508.
-    return Buffer.from(block.buffer, block.byteOffset + 508, 4).toString('latin1') === 'tar\0' ? 'star' : 'ustar';
+/**
+ * The unsigned checksum, four bytes at a time when the block is aligned: two 16-bit lanes per
+ * word add up bytes 0 and 2, 1 and 3 (128 words × 510 fits a lane). This runs for every header.
+ */
+function unsignedChecksum(block: Uint8Array): number {
+  if (block.byteOffset % 4 !== 0) {
+    // Unaligned (decompressor output is sliced at any offset): byte by byte.
+    let sum = 8 * 0x20;
+    for (let i = 0; i < 148; i++) sum += block[i]!;
+    for (let i = 156; i < BLOCK_SIZE; i++) sum += block[i]!;
+    return sum;
   }
-  return 'v7';
+  const words = new Uint32Array(block.buffer, block.byteOffset, BLOCK_SIZE / 4);
+  let lanes = 0;
+  for (let i = 0; i < 128; i++) {
+    // Words 37 and 38 are the checksum field (bytes 148–155), counted as spaces below.
+    if (i === 37 || i === 38) continue;
+    const w = words[i]!;
+    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+  }
+  return (lanes & 0xffff) + Math.floor(lanes / 0x10000) % 0x10000 + 8 * 0x20;
+}
+
+function detectFormat(block: Uint8Array): HeaderFormat {
+  // "ustar" at 257, then "\0" (POSIX, version "00" after it) or "  \0" (old GNU).
+  if (block[257] !== 0x75 || block[258] !== 0x73 || block[259] !== 0x74 || block[260] !== 0x61 || block[261] !== 0x72) return 'v7';
+  if (block[262] === 0x20 && block[263] === 0x20 && block[264] === 0) return 'gnu';
+  if (block[262] !== 0) return 'v7';
+  // star keeps atime/ctime in the tail of the prefix field and marks it with "tar\0" at 508.
+  return block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0 ? 'star' : 'ustar';
 }
 
 /**
@@ -168,12 +222,16 @@ function detectFormat(block: Uint8Array): HeaderFormat {
  * Throws IMGX_BAD_ARCHIVE when the checksum or a field is wrong. Extensions are not applied here:
  * see `TarExtensions`.
  */
-export function decodeHeader(block: Uint8Array): TarHeader | null {
-  if (block.length < BLOCK_SIZE) bad(`short block (${block.length} bytes)`);
+export function decodeHeader(input: Uint8Array): TarHeader | null {
+  if (input.length < BLOCK_SIZE) bad(`short block (${input.length} bytes)`);
+  const block = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.length);
   if (isZeroBlock(block)) return null;
   const stored = num(block, 148, 8, 'checksum');
-  const sums = checksums(block);
-  if (stored !== sums.unsigned && stored !== sums.signed) bad(`checksum mismatch (stored ${stored}, computed ${sums.unsigned})`);
+  // The signed sum (very old tars) only matters when the common unsigned one does not match.
+  if (stored !== unsignedChecksum(block)) {
+    const sums = checksums(block);
+    if (stored !== sums.signed) bad(`checksum mismatch (stored ${stored}, computed ${sums.unsigned})`);
+  }
 
   const format = detectFormat(block);
   let name = readString(block, 0, 100);
@@ -206,8 +264,16 @@ export function decodeHeader(block: Uint8Array): TarHeader | null {
 
 /** Parses a PAX extended header body (`<len> <key>=<value>\n` records). Values stay raw bytes. */
 export function parsePax(body: Uint8Array): Map<string, Buffer> {
+  return new Map(parsePaxRecords(body));
+}
+
+/**
+ * The records of a PAX body in order, repeated keys kept (GNU sparse format 0.0 repeats
+ * `GNU.sparse.offset` / `GNU.sparse.numbytes`, which a map would collapse).
+ */
+export function parsePaxRecords(body: Uint8Array): [string, Buffer][] {
   const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
-  const out = new Map<string, Buffer>();
+  const out: [string, Buffer][] = [];
   let pos = 0;
   while (pos < buf.length) {
     // Some writers pad the body with NULs after the last record.
@@ -222,7 +288,7 @@ export function parsePax(body: Uint8Array): Map<string, Buffer> {
     const eq = buf.indexOf(0x3d, space + 1);
     if (eq < 0 || eq >= end - 1 || eq === space + 1) bad('PAX record without a key');
     const key = buf.toString('utf8', space + 1, eq);
-    out.set(key, Buffer.from(buf.subarray(eq + 1, end - 1)));
+    out.push([key, Buffer.from(buf.subarray(eq + 1, end - 1))]);
     pos = end;
   }
   return out;
@@ -287,6 +353,8 @@ export class TarExtensions {
   }
 
   apply(header: TarHeader): TarHeader {
+    // Most entries have no extension at all: hand the header back as it is (no copy, no maps).
+    if (this.global.size === 0 && !this.pending) return header;
     const h: TarHeader = { ...header };
     if (this.longName !== undefined) h.name = this.longName;
     if (this.longLink !== undefined) h.linkname = this.longLink;
@@ -377,7 +445,7 @@ export function encodeNumber(value: number, length: number): Buffer {
 }
 
 /** Splits a long name into ustar prefix and name at a slash, or undefined when it cannot fit. */
-function splitUstarName(name: string): { prefix: string; name: string } | undefined {
+export function splitUstarName(name: string): { prefix: string; name: string } | undefined {
   if (Buffer.byteLength(name) <= 100) return { prefix: '', name };
   for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) {
     const prefix = name.slice(0, i);

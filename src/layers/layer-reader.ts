@@ -1,0 +1,134 @@
+// A layer as the flatten stage sees it: something that opens to its uncompressed tar stream, any
+// number of times (pass 1 scans every layer, pass 2 re-reads those that provide content). The
+// compressed bytes come verified from the source; the uncompressed ones are checked against the
+// config's diff_id as they stream.
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { ImgxError, UnsupportedError } from '../errors.ts';
+import type { Descriptor } from '../image/descriptor.ts';
+import { hasherFor, parseDigest, sha256 } from '../image/digest.ts';
+import { OCI_LAYER, layerCompression } from '../image/media-types.ts';
+import type { ResolvedImage } from '../image/resolve.ts';
+import type { ImageSource } from '../image/source.ts';
+import { decompress } from './decompress.ts';
+
+export interface LayerOpenOptions {
+  /** Default true: the stream errors at its end with IMGX_DIFFID_MISMATCH unless its sha256 equals diffId. */
+  verifyDiffId?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface LayerReader {
+  /** 0 = bottom layer. */
+  index: number;
+  /** The manifest's layer descriptor. */
+  desc: Descriptor;
+  /** From the config's rootfs.diff_ids. */
+  diffId: string | undefined;
+  /** The uncompressed tar stream. */
+  open(opts?: LayerOpenOptions): Promise<Readable>;
+}
+
+/** How a layer is named in messages: `layer 2 (sha256:abcdef123456)`. */
+export function layerName(index: number, digest: string): string {
+  return `layer ${index} (${digest.slice(0, 19)})`;
+}
+
+/** A pass-through that hashes what it passes and fails at the end unless the hash is `diffId`. */
+export class DiffIdCheck extends Transform {
+  private readonly hash;
+  private readonly diffId: string;
+  private readonly what: string;
+  constructor(diffId: string, what: string) {
+    super();
+    this.hash = hasherFor(diffId);
+    this.diffId = diffId;
+    this.what = what;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    const actual = `${parseDigest(this.diffId).algorithm}:${this.hash.digest('hex')}`;
+    if (actual !== this.diffId) {
+      cb(new ImgxError('IMGX_DIFFID_MISMATCH', `${this.what}: uncompressed content does not match the config's diff_id: expected ${this.diffId}, got ${actual}`));
+      return;
+    }
+    cb();
+  }
+}
+
+/** `stream` followed by a diff_id check; destroying either end tears down both. */
+function withDiffIdCheck(stream: Readable, diffId: string, what: string): Readable {
+  const check = new DiffIdCheck(diffId, what);
+  stream.on('error', (e) => check.destroy(e));
+  check.on('close', () => {
+    if (!check.readableEnded) stream.destroy();
+  });
+  return stream.pipe(check);
+}
+
+function onAbort(stream: Readable, signal: AbortSignal | undefined): Readable {
+  if (!signal) return stream;
+  const abort = () => stream.destroy(new ImgxError('IMGX_INTERRUPTED', 'interrupted', { cause: signal.reason }));
+  if (signal.aborted) abort();
+  else {
+    signal.addEventListener('abort', abort, { once: true });
+    stream.on('close', () => signal.removeEventListener('abort', abort));
+  }
+  return stream;
+}
+
+function open(compressed: () => Promise<Readable>, desc: Descriptor, diffId: string | undefined, what: string, opts: LayerOpenOptions): Promise<Readable> {
+  const compression = layerCompression(desc.mediaType);
+  if (!compression) return Promise.reject(new UnsupportedError(`${what}: unsupported layer media type ${desc.mediaType}`));
+  // Check the diff_id's form before reading anything.
+  if (diffId !== undefined) parseDigest(diffId);
+  return compressed().then((raw) => {
+    let s = decompress(raw, compression, what);
+    if (opts.verifyDiffId !== false && diffId !== undefined) s = withDiffIdCheck(s, diffId, what);
+    return onAbort(s, opts.signal);
+  });
+}
+
+/** One reader per layer of the image, bottom first. */
+export function layerReaders(source: ImageSource, image: ResolvedImage): LayerReader[] {
+  const diffIds = image.config.rootfs?.diff_ids;
+  return image.parsed.layers.map((desc, index): LayerReader => {
+    const diffId = diffIds?.[index];
+    const what = layerName(index, desc.digest);
+    return {
+      index,
+      desc,
+      diffId,
+      open: (opts = {}) => open(() => source.openBlob(desc, { ...(opts.signal ? { signal: opts.signal } : {}) }), desc, diffId, what, opts),
+    };
+  });
+}
+
+/** Streams a buffer in 64 KiB slices, as a file or a socket would. */
+function bufferStream(buf: Buffer): Readable {
+  let pos = 0;
+  return new Readable({
+    read() {
+      if (pos >= buf.length) {
+        this.push(null);
+        return;
+      }
+      const end = Math.min(buf.length, pos + (1 << 16));
+      const chunk = buf.subarray(pos, end);
+      pos = end;
+      this.push(chunk);
+    },
+  });
+}
+
+/** For tests: layers from uncompressed tars, their digests and diff_ids computed. */
+export function layerReadersFromBuffers(tars: Buffer[]): LayerReader[] {
+  return tars.map((tar, index): LayerReader => {
+    const digest = sha256(tar);
+    const desc: Descriptor = { mediaType: OCI_LAYER, digest, size: tar.length };
+    const what = layerName(index, digest);
+    return { index, desc, diffId: digest, open: (opts = {}) => open(async () => bufferStream(tar), desc, digest, what, opts) };
+  });
+}
