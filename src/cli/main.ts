@@ -3,8 +3,14 @@
 import yargs from 'yargs';
 import { isImgxError } from '../errors.ts';
 import { cacheCommand } from './commands/cache.ts';
+import { catCommand } from './commands/cat.ts';
+import { diffCommand } from './commands/diff.ts';
+import { exportCommand } from './commands/export.ts';
+import { extractCommand } from './commands/extract.ts';
 import { inspectCommand } from './commands/inspect.ts';
+import { layersCommand } from './commands/layers.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
+import { lsCommand } from './commands/ls.ts';
 import { pullCommand } from './commands/pull.ts';
 import { configCommand, digestCommand, manifestCommand } from './commands/raw.ts';
 import { tagsCommand } from './commands/tags.ts';
@@ -35,6 +41,12 @@ export async function main(argv: string[]): Promise<number> {
     .command(loginCommand)
     .command(logoutCommand)
     .command(cacheCommand)
+    .command(extractCommand)
+    .command(exportCommand)
+    .command(lsCommand)
+    .command(catCommand)
+    .command(layersCommand)
+    .command(diffCommand)
     .demandCommand(1, 'name a command; see imgx --help')
     .strict()
     .recommendCommands()

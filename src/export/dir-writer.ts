@@ -1,0 +1,540 @@
+// The safe directory writer: the flattened filesystem (a stream of FlatEntry) into a directory.
+//
+// Safety: the tree is built in a 0700 staging directory beside DEST and renamed into place at the
+// end. Every entry name is checked (safe-path.ts) and every ancestor must be a real directory
+// inside the root (confined-root.ts): a symlink is never followed, whatever an earlier entry
+// planted. Files are created O_CREAT|O_EXCL|O_NOFOLLOW; metadata goes through the open fd (files,
+// directories opened O_NOFOLLOW|O_DIRECTORY) or l* calls (symlinks); nothing is chmod'ed through a
+// symlink. Hardlink targets must be non-directories reached the same way.
+//
+// Speed: a small file's body is read into memory and its whole write-out (create, write, chown,
+// chmod, utimes, close, on raw fds) runs as a background job while the next entries are decoded,
+// within a job and byte budget, so creates run in parallel on the thread pool; big files stream
+// with one write in flight. Verified directories are cached; chmod is skipped when the created
+// mode is already right; nothing is stat'ed that this writer did not need to look at.
+import { constants } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, symlink, unlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ImgxError, isImgxError } from '../errors.ts';
+import type { FlatEntry } from '../layers/fs-entry.ts';
+import type { Warnings } from '../warnings.ts';
+import { ConfinedRoot } from './confined-root.ts';
+import { CREATE_FILE, applyFileMeta, closeFd, fchmod, fchown, futimes, openFd, writeAll, writeNewFile, type FileMeta } from './fd-ops.ts';
+import { onInterrupt } from './interrupt.ts';
+import { removeTree } from './remove-tree.ts';
+import { pathComponents, unsafePath } from './safe-path.ts';
+import { makeSpecialFiles, type SpecialNode } from './special-files.ts';
+import { StagingDir, checkDestination } from './staging-dir.ts';
+import { XattrBatch } from './xattr.ts';
+
+export interface WriteDirectoryOptions {
+  warnings: Warnings;
+  /** Apply ownership, make device nodes, set every xattr namespace. Default: effective uid is 0. */
+  asRoot?: boolean;
+}
+
+export interface WriteDirectoryResult {
+  files: number;
+  dirs: number;
+  /** Symlinks and hardlinks. */
+  links: number;
+  /** Bytes of file content written. */
+  bytes: number;
+  /** Device nodes and fifos made. */
+  special: number;
+}
+
+const { O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = constants;
+const OPEN_DIR = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+
+/** Bodies up to this size are read whole and written in the background. */
+const SMALL_FILE = 256 * 1024;
+/** Background write-outs in flight at most, and the bytes they may hold. */
+const MAX_JOBS = 16;
+const MAX_BUFFERED = 32 * 1024 * 1024;
+const SPECIAL_BATCH = 500;
+const DIR_META_CONCURRENCY = 16;
+
+interface Meta {
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Undefined: leave as created (implicit parent directories). */
+  mtime: number | undefined;
+}
+
+interface PendingSpecial extends SpecialNode {
+  meta: Meta;
+}
+
+function metaOf(e: FlatEntry): Meta {
+  return { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime };
+}
+
+function errnoOf(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+function interrupted(): ImgxError {
+  return new ImgxError('IMGX_INTERRUPTED', 'interrupted');
+}
+
+function depth(rel: string): number {
+  let n = 0;
+  for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) n++;
+  return n;
+}
+
+export async function writeDirectory(entries: AsyncIterable<FlatEntry>, dest: string, opts: WriteDirectoryOptions): Promise<WriteDirectoryResult> {
+  const target = resolve(dest);
+  await checkDestination(target);
+  const staging = await StagingDir.create(target);
+  const writer = new DirWriter(staging.path, opts);
+  const abandon = async () => {
+    writer.interrupt();
+    await writer.idle();
+    await writer.discard();
+    await staging.discard();
+  };
+  const unhook = onInterrupt(abandon);
+  try {
+    for await (const e of entries) await writer.add(e);
+    await writer.finish();
+    await staging.commit();
+    return { ...writer.stats };
+  } catch (e) {
+    await abandon().catch(() => {});
+    // System call failures (ENOSPC, EACCES on DEST's parent …) are local I/O errors; others pass.
+    if (isImgxError(e) || (e as NodeJS.ErrnoException)?.syscall === undefined) throw e;
+    throw new ImgxError('IMGX_IO', `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    unhook();
+  }
+}
+
+class DirWriter {
+  readonly stats: WriteDirectoryResult = { files: 0, dirs: 0, links: 0, bytes: 0, special: 0 };
+  private readonly root: ConfinedRoot;
+  private readonly warnings: Warnings;
+  private readonly asRoot: boolean;
+  private readonly uid: number;
+  private readonly gid: number;
+  private readonly umask: number;
+  private readonly xattrs: XattrBatch;
+
+  /** Final metadata of every directory, applied deepest first at the end. */
+  private readonly dirMeta = new Map<string, Meta>();
+  private rootMeta: Meta | undefined;
+
+  /** Background write-outs, and the one (if any) at each path. */
+  private readonly jobs = new Set<Promise<void>>();
+  private readonly pendingAt = new Map<string, Promise<void>>();
+  private buffered = 0;
+  private firstError: unknown;
+
+  private specials: PendingSpecial[] = [];
+  private readonly specialAt = new Set<string>();
+
+  /** Operations that create entries: an interrupt waits for them before removing the tree. */
+  private creatingNow = 0;
+  private idleWaiters: (() => void)[] = [];
+  private stopped = false;
+
+  private noChown = 0;
+  private noDevice = 0;
+  /** Device nodes not made (not root), so that hardlinks to them count as such, not as broken. */
+  private readonly skippedDevices = new Set<string>();
+
+  constructor(rootPath: string, opts: WriteDirectoryOptions) {
+    this.warnings = opts.warnings;
+    this.uid = process.geteuid?.() ?? 0;
+    this.gid = process.getegid?.() ?? 0;
+    this.asRoot = opts.asRoot ?? this.uid === 0;
+    const mask = process.umask(0o022);
+    process.umask(mask);
+    this.umask = mask;
+    this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.asRoot, this.warnings);
+    this.root = new ConfinedRoot(rootPath, {
+      createMissing: (rel) => this.makeImplicitDir(rel),
+      pending: (rel) => this.pendingAt.get(rel),
+    });
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------------
+
+  interrupt(): void {
+    this.stopped = true;
+  }
+
+  /** Resolves when no entry-creating operation is running (after interrupt(), none will start). */
+  idle(): Promise<void> {
+    if (this.creatingNow === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  async discard(): Promise<void> {
+    await this.xattrs.discard();
+  }
+
+  private async creating<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) throw interrupted();
+    this.creatingNow++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.creatingNow === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private check(): void {
+    if (this.stopped) throw interrupted();
+    if (this.firstError !== undefined) throw this.firstError;
+  }
+
+  // ---- entries --------------------------------------------------------------------------------
+
+  async add(e: FlatEntry): Promise<void> {
+    this.check();
+    const rel = e.path;
+    if (pathComponents(rel).length === 0) {
+      if (e.type !== 'directory') throw unsafePath(rel, 'the root must be a directory');
+      this.rootMeta = metaOf(e);
+      this.noteOwner(e);
+      if (e.xattrs.size > 0) this.xattrs.add('.', e.xattrs, false);
+      return;
+    }
+    await this.root.parentReady(rel, true);
+    const pending = this.pendingAt.get(rel);
+    if (pending) await pending;
+    if (this.specialAt.has(rel)) await this.flushSpecials();
+    switch (e.type) {
+      case 'directory':
+        await this.addDirectory(rel, e);
+        break;
+      case 'file':
+        await this.addFile(rel, e);
+        break;
+      case 'hardlink':
+        if (!(await this.addHardlink(rel, e))) return;
+        break;
+      case 'symlink':
+        if (!(await this.addSymlink(rel, e))) return;
+        break;
+      case 'char-device':
+      case 'block-device':
+      case 'fifo':
+        if (!(await this.addSpecial(rel, e))) return;
+        break;
+      default:
+        throw new ImgxError('IMGX_BAD_LAYER', `${rel}: unknown entry type ${String((e as FlatEntry).type)}`);
+    }
+    if (e.type !== 'hardlink') this.noteOwner(e);
+    if (e.xattrs.size > 0) this.xattrs.add(rel, e.xattrs, e.type === 'symlink');
+  }
+
+  private async addDirectory(rel: string, e: FlatEntry): Promise<void> {
+    const abs = this.root.abs(rel);
+    const created = await this.creating(async () => {
+      try {
+        await mkdir(abs, 0o700);
+        return true;
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        if ((await lstat(abs)).isDirectory()) return false; // a duplicate: the later entry's metadata wins
+        await this.removeExisting(rel);
+        await mkdir(abs, 0o700);
+        return true;
+      }
+    });
+    this.root.markDir(rel);
+    this.dirMeta.set(rel, metaOf(e));
+    if (created) this.stats.dirs++;
+  }
+
+  private async makeImplicitDir(rel: string): Promise<void> {
+    await this.creating(() => mkdir(this.root.abs(rel), 0o700));
+    this.dirMeta.set(rel, { mode: 0o755, uid: 0, gid: 0, mtime: undefined });
+    this.stats.dirs++;
+  }
+
+  private async addFile(rel: string, e: FlatEntry): Promise<void> {
+    const size = e.size;
+    const body = e.body;
+    if (size > 0 && !body) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: no content for a ${size}-byte file`);
+    // Every directory here was made by this writer, so dirMeta says whether one is in the way.
+    // Anything else in the way is cleared by the create itself (onExists).
+    if (this.dirMeta.has(rel)) await this.creating(() => this.removeExisting(rel));
+    const abs = this.root.abs(rel);
+    const meta = this.fileMeta(e);
+    if (size <= SMALL_FILE) {
+      // Small: read the body now, and leave the whole create-write-close to a background job.
+      await this.room(size);
+      const chunks = body ? await readBody(body, size, rel) : [];
+      this.check();
+      this.schedule(rel, size, true, () => writeNewFile(abs, chunks, size, meta, () => this.clearNonDirectory(rel)));
+    } else {
+      const fd = await this.creating(async () => {
+        try {
+          return await openFd(abs, CREATE_FILE, e.mode & 0o777);
+        } catch (err) {
+          if (errnoOf(err) !== 'EEXIST') throw err;
+          await this.clearNonDirectory(rel);
+          return await openFd(abs, CREATE_FILE, e.mode & 0o777);
+        }
+      });
+      try {
+        await this.streamBody(fd, body!, size, rel);
+      } catch (err) {
+        await closeFd(fd).catch(() => {});
+        throw err;
+      }
+      this.schedule(rel, 0, false, async () => {
+        try {
+          await applyFileMeta(fd, meta);
+        } finally {
+          await closeFd(fd);
+        }
+      });
+    }
+    this.stats.files++;
+    this.stats.bytes += size;
+  }
+
+  private fileMeta(e: FlatEntry): FileMeta {
+    const meta: FileMeta = { mode: e.mode & 0o7777, chmod: (e.mode & 0o7000) !== 0 || (e.mode & this.umask) !== 0, mtime: e.mtime };
+    if (this.asRoot && (e.uid !== this.uid || e.gid !== this.gid)) meta.owner = { uid: e.uid, gid: e.gid };
+    return meta;
+  }
+
+  /** What an earlier entry left at `rel` (never a directory, see addFile) is unlinked. */
+  private async clearNonDirectory(rel: string): Promise<void> {
+    const abs = this.root.abs(rel);
+    const st = await lstat(abs);
+    if (st.isDirectory()) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: a directory appeared where a file was to be written`);
+    await unlink(abs);
+  }
+
+  private async streamBody(fd: number, body: Readable, size: number, rel: string): Promise<void> {
+    let n = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (this.stopped) throw interrupted();
+      n += chunk.length;
+      if (n > size) throw badBody(rel, size, n);
+      await writeAll(fd, chunk);
+    }
+    if (n !== size) throw badBody(rel, size, n);
+  }
+
+  private async addHardlink(rel: string, e: FlatEntry): Promise<boolean> {
+    const target = e.linkname ?? '';
+    if (pathComponents(target).length === 0) throw unsafePath(rel, 'hardlink to the root');
+    if (target === rel) return false;
+    const targetAbs = this.root.abs(target);
+    const st = (await this.root.parentReady(target, false))
+      ? await (this.pendingAt.get(target) ?? Promise.resolve()).then(() => lstat(targetAbs).catch(() => undefined))
+      : undefined;
+    if (!st) {
+      if (this.skippedDevices.has(target)) this.noDevice++;
+      else this.warnings.warn('IMGX_BAD_HARDLINK', `hardlink ${rel} to ${target}: no such file; skipped`);
+      return false;
+    }
+    // A hardlinked symlink, fifo or device is legitimate (emit makes such groups) and harmless:
+    // link(2) never follows a symlink on Linux, and the target was reached without following any.
+    if (st.isDirectory()) throw unsafePath(rel, `hardlink to ${target}, a directory`);
+    const abs = this.root.abs(rel);
+    await this.creating(async () => {
+      try {
+        await link(targetAbs, abs);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        await this.removeExisting(rel);
+        await link(targetAbs, abs);
+      }
+    });
+    this.stats.links++;
+    return true;
+  }
+
+  private async addSymlink(rel: string, e: FlatEntry): Promise<boolean> {
+    const target = e.linkname ?? '';
+    if (!target) {
+      this.warnings.warn('IMGX_WARNING', `symlink ${rel} has an empty target; skipped`);
+      return false;
+    }
+    const abs = this.root.abs(rel);
+    await this.creating(async () => {
+      try {
+        await symlink(target, abs);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        await this.removeExisting(rel);
+        await symlink(target, abs);
+      }
+    });
+    // l* calls: never through the link.
+    const chown = this.asRoot && (e.uid !== this.uid || e.gid !== this.gid);
+    this.schedule(rel, 0, false, async () => {
+      if (chown) await lchown(abs, e.uid, e.gid);
+      await lutimes(abs, e.mtime, e.mtime);
+    });
+    this.stats.links++;
+    return true;
+  }
+
+  private async addSpecial(rel: string, e: FlatEntry): Promise<boolean> {
+    const type = e.type as SpecialNode['type'];
+    if (type !== 'fifo' && !this.asRoot) {
+      this.noDevice++;
+      this.skippedDevices.add(rel);
+      if (this.warnings.strict) this.warnings.warn('IMGX_NO_DEVICE', `device node ${rel} not created (not root)`);
+      return false;
+    }
+    this.specials.push({ rel, type, mode: e.mode & 0o7777, major: e.devmajor ?? 0, minor: e.devminor ?? 0, meta: metaOf(e) });
+    this.specialAt.add(rel);
+    if (this.specials.length >= SPECIAL_BATCH) await this.flushSpecials();
+    return true;
+  }
+
+  private async flushSpecials(): Promise<void> {
+    const nodes = this.specials;
+    if (nodes.length === 0) return;
+    this.specials = [];
+    this.specialAt.clear();
+    const { failed, firstError } = await this.creating(() => makeSpecialFiles(this.root.root, nodes));
+    const bad = new Set(failed);
+    for (const n of failed) {
+      if (n.type === 'fifo') throw new ImgxError('IMGX_IO', `cannot make fifo ${n.rel}: ${firstError ?? 'mkfifo failed'}`);
+      this.noDevice++; // e.g. root without CAP_MKNOD in a container
+      if (this.warnings.strict) this.warnings.warn('IMGX_NO_DEVICE', `device node ${n.rel} not created: ${firstError ?? 'mknod failed'}`);
+    }
+    for (const n of nodes) {
+      if (bad.has(n)) continue;
+      const abs = this.root.abs(n.rel);
+      if (this.asRoot && (n.meta.uid !== this.uid || n.meta.gid !== this.gid)) {
+        await lchown(abs, n.meta.uid, n.meta.gid);
+        // chown may clear setuid/setgid: restore, on what lstat shows is not a symlink.
+        if ((n.mode & 0o6000) !== 0 && !(await lstat(abs)).isSymbolicLink()) await chmod(abs, n.mode);
+      }
+      await lutimes(abs, n.meta.mtime ?? 0, n.meta.mtime ?? 0);
+      this.stats.special++;
+    }
+  }
+
+  /** Removes what is at `rel` so a later entry can take its place (duplicates: the last wins). */
+  private async removeExisting(rel: string): Promise<void> {
+    const abs = this.root.abs(rel);
+    const st = await lstat(abs).catch(() => undefined);
+    if (!st) return;
+    if (!st.isDirectory()) {
+      await unlink(abs);
+      return;
+    }
+    await this.drain();
+    await removeTree(abs);
+    this.root.forget(rel);
+    const prefix = `${rel}/`;
+    for (const k of this.dirMeta.keys()) if (k === rel || k.startsWith(prefix)) this.dirMeta.delete(k);
+  }
+
+  private noteOwner(e: FlatEntry): void {
+    if (this.asRoot || (e.uid === this.uid && e.gid === this.gid)) return;
+    this.noChown++;
+    if (this.warnings.strict) this.warnings.warn('IMGX_NO_CHOWN', `ownership of ${e.path} (${e.uid}:${e.gid}) not applied (not root)`);
+  }
+
+  // ---- background write-outs ------------------------------------------------------------------
+
+  private async room(bytes: number): Promise<void> {
+    while (this.jobs.size >= MAX_JOBS || (this.jobs.size > 0 && this.buffered + bytes > MAX_BUFFERED)) {
+      await Promise.race(this.jobs);
+    }
+    this.check();
+  }
+
+  /** Runs `job` in the background; `creates`: it makes entries, so an interrupt waits for it. */
+  private schedule(rel: string, bytes: number, creates: boolean, job: () => Promise<void>): void {
+    this.buffered += bytes;
+    if (creates) this.creatingNow++;
+    const p: Promise<void> = job()
+      .catch((err: unknown) => {
+        this.firstError ??= err;
+      })
+      .finally(() => {
+        this.jobs.delete(p);
+        this.buffered -= bytes;
+        if (this.pendingAt.get(rel) === p) this.pendingAt.delete(rel);
+        if (creates && --this.creatingNow === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    this.jobs.add(p);
+    this.pendingAt.set(rel, p);
+  }
+
+  private async drain(): Promise<void> {
+    while (this.jobs.size > 0) await Promise.all([...this.jobs]);
+  }
+
+  // ---- the end --------------------------------------------------------------------------------
+
+  async finish(): Promise<void> {
+    await this.drain();
+    this.check();
+    await this.flushSpecials();
+    // xattrs before directory modes, so that a 0000 directory does not stop an unprivileged run.
+    await this.xattrs.apply(this.root.root, (fn) => this.creating(fn));
+    await this.applyDirectoryMeta();
+    if (this.noChown > 0) this.warnings.warn('IMGX_NO_CHOWN', `ownership not applied to ${this.noChown} entries (not root)`);
+    if (this.noDevice > 0) this.warnings.warn('IMGX_NO_DEVICE', `${this.noDevice} device nodes not created (${this.asRoot ? 'mknod refused' : 'not root'})`);
+  }
+
+  private async applyDirectoryMeta(): Promise<void> {
+    // Deepest first, one depth at a time: a parent's mode (e.g. 0000) is set after its children.
+    const byDepth = new Map<number, [string, Meta][]>();
+    for (const item of this.dirMeta) {
+      const d = depth(item[0]);
+      let list = byDepth.get(d);
+      if (!list) byDepth.set(d, (list = []));
+      list.push(item);
+    }
+    for (const d of [...byDepth.keys()].sort((a, b) => b - a)) {
+      const list = byDepth.get(d)!;
+      let next = 0;
+      const worker = async () => {
+        while (next < list.length) {
+          const [rel, meta] = list[next++]!;
+          this.check();
+          await this.dirMetaAt(this.root.abs(rel), meta);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(DIR_META_CONCURRENCY, list.length) }, worker));
+    }
+    await this.dirMetaAt(this.root.root, this.rootMeta ?? { mode: 0o755, uid: this.uid, gid: this.gid, mtime: undefined });
+  }
+
+  private async dirMetaAt(abs: string, meta: Meta): Promise<void> {
+    const fd = await openFd(abs, OPEN_DIR);
+    try {
+      if (this.asRoot && (meta.uid !== this.uid || meta.gid !== this.gid)) await fchown(fd, meta.uid, meta.gid);
+      if (meta.mode !== 0o700) await fchmod(fd, meta.mode);
+      if (meta.mtime !== undefined) await futimes(fd, meta.mtime);
+    } finally {
+      await closeFd(fd);
+    }
+  }
+}
+
+function badBody(rel: string, size: number, got: number): ImgxError {
+  return new ImgxError('IMGX_BAD_LAYER', `${rel}: the content is ${got > size ? 'longer' : 'shorter'} than its ${size} bytes`);
+}
+
+async function readBody(body: Readable, size: number, rel: string): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > size) throw badBody(rel, size, n);
+    chunks.push(chunk);
+  }
+  if (n !== size) throw badBody(rel, size, n);
+  return chunks;
+}

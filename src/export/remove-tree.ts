@@ -1,0 +1,25 @@
+// Removes a tree this process built, even when it holds directories with modes such as 0000 that
+// an unprivileged owner cannot read: those are made searchable first. Symlinks are never followed
+// (lstat decides, and only real directories are chmod'ed).
+import { chmod, lstat, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw e;
+  }
+  await makeSearchable(path);
+  await rm(path, { recursive: true, force: true });
+}
+
+async function makeSearchable(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return;
+  await chmod(dir, 0o700).catch(() => {});
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) await makeSearchable(join(dir, n));
+}

@@ -1,0 +1,163 @@
+// From an image argument to its flattened tree and readable layers: the orchestration that every
+// flatten command (extract, export, ls, cat, layers, diff) starts with.
+//
+// Registry images are pulled into the blob cache, and the layers are read from there. The pull
+// starts only when a layer is needed (a scan, or content), so `ls` on an image whose browse index
+// is cached does not fetch anything; and a layer is handed to the scan as soon as it is in the cache,
+// so downloads and the scan overlap. Local sources (oci:, oci-archive:, docker-archive:) are read in
+// place, never copied into the cache. The tree comes from the browse index in the cache (keyed by
+// the manifest digest) or from scanning the layers, and is then saved there.
+import { pullImage, type PullProgress } from '../image/pull.ts';
+import { resolveImage, type ResolvedImage } from '../image/resolve.ts';
+import type { ImageSource, ManifestBlob } from '../image/source.ts';
+import { parseImageArg } from '../image/transport.ts';
+import type { CliContext } from '../cli/context.ts';
+import { pullProgressFor } from '../cli/progress.ts';
+import { Warnings } from '../warnings.ts';
+import type { FlatTree } from './flat-tree.ts';
+import { layerReaders, type LayerReader } from './layer-reader.ts';
+import { scanLayers } from './scan.ts';
+import { loadTree, saveTree } from './tree-cache.ts';
+
+export interface ImageTree {
+  image: ResolvedImage;
+  layers: LayerReader[];
+  tree: FlatTree;
+  /** True when the tree came from the browse index in the cache (no layer was scanned). */
+  fromIndex: boolean;
+}
+
+export interface OpenImageTreeOptions {
+  warnings: Warnings;
+}
+
+/** The root manifest read once, however many times it is asked for (pull resolves the image again). */
+function memoRoot(s: ImageSource): ImageSource {
+  let root: Promise<ManifestBlob> | undefined;
+  return {
+    get displayName() {
+      return s.displayName;
+    },
+    getRootManifest: () => (root ??= s.getRootManifest()),
+    getManifest: (d) => s.getManifest(d),
+    openBlob: (d, o) => s.openBlob(d, o),
+    readBlob: (d, c) => s.readBlob(d, c),
+    close: () => s.close(),
+  };
+}
+
+/** Resolves per layer digest when the pull has put that blob in the cache. */
+class LayerArrivals {
+  private readonly waiting = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+  private failure: { error: unknown } | undefined;
+
+  private slot(digest: string) {
+    let s = this.waiting.get(digest);
+    if (!s) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => {});
+      s = { promise, resolve, reject };
+      this.waiting.set(digest, s);
+      if (this.failure) reject(this.failure.error);
+    }
+    return s;
+  }
+
+  wait(digest: string): Promise<void> {
+    return this.slot(digest).promise;
+  }
+
+  arrived(digest: string): void {
+    this.slot(digest).resolve();
+  }
+
+  failed(error: unknown): void {
+    this.failure ??= { error };
+    for (const s of this.waiting.values()) s.reject(error);
+  }
+
+  /** Chains the display's progress with the arrivals. */
+  progress(display: PullProgress | undefined): PullProgress {
+    return {
+      begin: (layers) => display?.begin?.(layers),
+      bytes: (layer, n) => display?.bytes?.(layer, n),
+      done: (layer, fromCache) => {
+        display?.done?.(layer, fromCache);
+        this.arrived(layer.digest);
+      },
+      end: () => display?.end?.(),
+    };
+  }
+}
+
+/**
+ * Pull what is missing into the cache (registry images; with the context's progress display),
+ * then load the tree index for the manifest digest, or scan the layers and save it.
+ */
+export async function openImageTree(ctx: CliContext, image: string, opts?: OpenImageTreeOptions): Promise<ImageTree & { close(): Promise<void> }> {
+  const warnings = opts?.warnings ?? new Warnings({ strict: ctx.strict });
+  const arg = parseImageArg(image);
+  const opened = await ctx.open(image);
+  const source = memoRoot(opened.source);
+  const abort = new AbortController();
+  let pulling: Promise<unknown> | undefined;
+  const close = async () => {
+    abort.abort(new Error('closed'));
+    await pulling?.catch(() => {});
+    await opened.source.close();
+  };
+  // The index does not keep pass 1's warnings: under --strict, scan again so they can fail the run.
+  const indexed = (digest: string) => (warnings.strict ? Promise.resolve(undefined) : loadTree(ctx.cache.root, digest));
+  try {
+    const resolved = await resolveImage(source, ctx.platform);
+    let layers = layerReaders(source, resolved);
+    if (arg.transport === 'docker') {
+      const arrivals = new LayerArrivals();
+      const startPull = () => {
+        pulling ??= pullImage(source, ctx.cache, {
+          platform: ctx.platform,
+          refKey: opened.refKey,
+          progress: arrivals.progress(pullProgressFor(process.stderr, !ctx.quiet && !ctx.json)),
+          signal: abort.signal,
+        }).catch((e: unknown) => {
+          arrivals.failed(e);
+          throw e;
+        });
+        pulling.catch(() => {});
+      };
+      layers = layers.map((l) => ({
+        ...l,
+        open: async (o) => {
+          startPull();
+          await arrivals.wait(l.desc.digest);
+          return l.open(o);
+        },
+      }));
+      // A pull started for content is waited for on close; one for the index is started below.
+      const cached = await indexed(resolved.manifest.digest);
+      if (cached) return { image: resolved, layers, tree: cached, fromIndex: true, close };
+      startPull();
+    } else {
+      const cached = await indexed(resolved.manifest.digest);
+      if (cached) return { image: resolved, layers, tree: cached, fromIndex: true, close };
+    }
+    const tree = await scanLayers(layers, { warnings, signal: abort.signal });
+    // The pull also records the reference in the cache; let it finish before the tree is used.
+    await pulling;
+    try {
+      await saveTree(ctx.cache.root, resolved.manifest.digest, tree);
+    } catch (e) {
+      // Only a speed-up: a read-only cache still lets the command run.
+      if (ctx.debug) ctx.warn(`browse index not saved: ${(e as Error).message}`);
+    }
+    return { image: resolved, layers, tree, fromIndex: false, close };
+  } catch (e) {
+    await close().catch(() => {});
+    throw e;
+  }
+}
