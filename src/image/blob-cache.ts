@@ -110,8 +110,10 @@ export class BlobCache {
   }
 
   /** A cached blob, verified again as it is read (a cache on disk can rot). */
-  openRead(desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
+  openRead(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { verify?: boolean } = {}): Readable {
     const rs = createReadStream(this.blobPath(desc.digest), { highWaterMark: 1 << 20 });
+    // A caller that checks the content another way (a layer's diff_id) need not pay for this hash.
+    if (opts.verify === false) return rs;
     const v = new VerifyStream(desc, `cached blob ${desc.digest}`);
     rs.on('error', (e) => v.destroy(e));
     return rs.pipe(v);
@@ -183,10 +185,15 @@ export class BlobCache {
     return out;
   }
 
-  /** Temp files left by interrupted writes. */
+  /** Temp files left by interrupted writes, and work files (layer spools) under tmp/. */
   async listTemps(): Promise<{ path: string; mtimeMs: number }[]> {
     await this.init();
     const out: { path: string; mtimeMs: number }[] = [];
+    for (const name of await readdir(join(this.root, 'tmp')).catch(() => [] as string[])) {
+      const p = join(this.root, 'tmp', name);
+      const s = await stat(p).catch(() => undefined);
+      if (s) out.push({ path: p, mtimeMs: s.mtimeMs });
+    }
     for (const alg of await readdir(join(this.root, 'blobs'))) {
       for (const name of await readdir(join(this.root, 'blobs', alg))) {
         if (!name.startsWith('.')) continue;

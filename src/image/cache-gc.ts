@@ -1,4 +1,5 @@
 // Reachability in the cache: which blobs the recorded images still need, and pruning the rest.
+import { rm } from 'node:fs/promises';
 import type { BlobCache, CacheEntry } from './blob-cache.ts';
 import { parseManifestBlob } from './manifest.ts';
 
@@ -56,7 +57,7 @@ export async function pruneCache(cache: BlobCache, opts: { all?: boolean; graceM
   for (const t of await cache.listTemps()) {
     // A temp file younger than an hour may belong to a pull still running.
     if (now - t.mtimeMs < 60 * 60_000 && !opts.all) continue;
-    await import('node:fs/promises').then((fs) => fs.rm(t.path, { force: true }));
+    await rm(t.path, { recursive: true, force: true });
     removedTemps++;
   }
   return { removedBlobs, freedBytes, removedTemps, removedEntries };

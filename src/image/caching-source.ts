@@ -78,7 +78,7 @@ export class CachingSource implements ImageSource {
   async openBlob(desc: Descriptor, options?: BlobOpenOptions): Promise<Readable> {
     if (await this.cache.has(desc)) {
       await this.cache.touch(desc.digest);
-      const rs = this.cache.openRead(desc);
+      const rs = this.cache.openRead(desc, { verify: !options?.trustContent });
       if (options?.onProgress) rs.on('data', (c: Buffer) => options.onProgress!(c.length));
       return rs;
     }

@@ -16,6 +16,12 @@ export interface BlobOpenOptions {
   /** Called with the count of new bytes as they arrive (for progress display). */
   onProgress?: (bytes: number) => void;
   signal?: AbortSignal;
+  /**
+   * The caller verifies the content another way (a layer's diff_id over its uncompressed stream),
+   * so a local source (a layout, an archive, the cache) may skip hashing the compressed bytes.
+   * Network sources ignore it: what comes over the wire is always checked before it is cached.
+   */
+  trustContent?: boolean;
 }
 
 export interface ImageSource {

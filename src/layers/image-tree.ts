@@ -17,6 +17,8 @@ import { Warnings } from '../warnings.ts';
 import type { FlatTree } from './flat-tree.ts';
 import { layerReaders, type LayerReader } from './layer-reader.ts';
 import { scanLayers } from './scan.ts';
+import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
+import { join } from 'node:path';
 import { loadTree, saveTree } from './tree-cache.ts';
 
 export interface ImageTree {
@@ -29,6 +31,11 @@ export interface ImageTree {
 
 export interface OpenImageTreeOptions {
   warnings: Warnings;
+  /**
+   * The caller will read file contents (extract, export): when the layers must be scanned, spool
+   * their uncompressed streams so that reading the contents does not inflate them a second time.
+   */
+  spool?: boolean;
 }
 
 /** The root manifest read once, however many times it is asked for (pull resolves the image again). */
@@ -106,9 +113,11 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
   const source = memoRoot(opened.source);
   const abort = new AbortController();
   let pulling: Promise<unknown> | undefined;
+  let spool: LayerSpool | undefined;
   const close = async () => {
     abort.abort(new Error('closed'));
     await pulling?.catch(() => {});
+    await spool?.dispose().catch(() => {});
     await opened.source.close();
   };
   // The index does not keep pass 1's warnings: under --strict, scan again so they can fail the run.
@@ -145,6 +154,10 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     } else {
       const cached = await indexed(resolved.manifest.digest);
       if (cached) return { image: resolved, layers, tree: cached, fromIndex: true, close };
+    }
+    if (opts?.spool) {
+      spool = await spoolLayers(layers, join(ctx.cache.root, 'tmp'));
+      layers = spool.layers;
     }
     const tree = await scanLayers(layers, { warnings, signal: abort.signal });
     // The pull also records the reference in the cache; let it finish before the tree is used.

@@ -101,7 +101,12 @@ export function layerReaders(source: ImageSource, image: ResolvedImage): LayerRe
       index,
       desc,
       diffId,
-      open: (opts = {}) => open(() => source.openBlob(desc, { ...(opts.signal ? { signal: opts.signal } : {}) }), desc, diffId, what, opts),
+      // The compressed bytes need no hash of their own when the diff_id is checked (it proves
+      // the content), or when the caller reads without checking (pass 2 stops early anyway).
+      open: (opts = {}) => {
+        const trustContent = opts.verifyDiffId === false || diffId !== undefined;
+        return open(() => source.openBlob(desc, { ...(opts.signal ? { signal: opts.signal } : {}), trustContent }), desc, diffId, what, opts);
+      },
     };
   });
 }

@@ -34,7 +34,7 @@ export const exportCommand: CommandModule<GlobalArgs, Args> = {
     if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar archive to a terminal: redirect stdout or use -o FILE');
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     try {
-      const it = await openImageTree(ctx, argv.image, { warnings });
+      const it = await openImageTree(ctx, argv.image, { warnings, spool: true });
       try {
         debugTreeOrigin(ctx, it);
         const entries = emitTree(it.tree, it.layers);

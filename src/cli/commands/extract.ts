@@ -31,7 +31,7 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     const t0 = performance.now();
     try {
-      const it = await openImageTree(ctx, argv.image, { warnings });
+      const it = await openImageTree(ctx, argv.image, { warnings, spool: true });
       try {
         debugTreeOrigin(ctx, it);
         const r = await writeDirectory(emitTree(it.tree, it.layers), dest, { warnings });
