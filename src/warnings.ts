@@ -14,6 +14,8 @@ export type WarningCode =
   | 'IMGX_UNKNOWN_ENTRY'
   /** A whiteout of a path that no lower layer has. */
   | 'IMGX_WHITEOUT_NOTHING'
+  /** Not root: the one summary of what needed privilege (owners, devices, xattrs). */
+  | 'IMGX_UNPRIVILEGED'
   /** Not root: ownership was not applied. */
   | 'IMGX_NO_CHOWN'
   /** Not root: device nodes were not created. */

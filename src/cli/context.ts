@@ -41,8 +41,9 @@ export function makeContext(args: GlobalArgs): CliContext {
     ...(args.insecure ? { insecure: true } : {}),
     ...(debug ? { debug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   };
+  // Warnings are not progress: --quiet does not hide them.
   const warn = (m: string) => {
-    if (!quiet) process.stderr.write(`imgx: warning: ${m}\n`);
+    process.stderr.write(`imgx: warning: ${m}\n`);
   };
   return {
     cache,

@@ -483,8 +483,17 @@ class DirWriter {
     // xattrs before directory modes, so that a 0000 directory does not stop an unprivileged run.
     await this.xattrs.apply(this.root.root, (fn) => this.creating(fn));
     await this.applyDirectoryMeta();
-    if (this.noChown > 0) this.warnings.warn('IMGX_NO_CHOWN', `ownership not applied to ${this.noChown} entries (not root)`);
-    if (this.noDevice > 0) this.warnings.warn('IMGX_NO_DEVICE', `${this.noDevice} device nodes not created (${this.asRoot ? 'mknod refused' : 'not root'})`);
+    if (this.asRoot) {
+      if (this.noDevice > 0) this.warnings.warn('IMGX_NO_DEVICE', `${this.noDevice} device nodes not created (mknod refused)`);
+      return;
+    }
+    // Not root: one summary line for everything that needs privilege.
+    const missed = [
+      this.noChown > 0 ? `ownership of ${this.noChown} entries not applied` : '',
+      this.noDevice > 0 ? `${this.noDevice} device nodes not created` : '',
+      this.xattrs.skippedCount > 0 ? `${this.xattrs.skippedCount} security.*/trusted.* extended attributes not set` : '',
+    ].filter(Boolean);
+    if (missed.length) this.warnings.warn('IMGX_UNPRIVILEGED', `not root: ${missed.join(', ')} (run as root for an exact copy)`);
   }
 
   private async applyDirectoryMeta(): Promise<void> {

@@ -79,7 +79,8 @@ export class XattrBatch {
           warnings.warn('IMGX_NO_XATTR', `${failed.length} extended attributes could not be set (first: ${failed[0]})`);
         }
       }
-      if (this.skipped > 0) {
+      // Unprivileged, the writer reports the skipped ones in its one summary line.
+      if (this.skipped > 0 && this.asRoot) {
         warnings.warn(
           'IMGX_NO_XATTR',
           `${this.skipped} extended attributes not set (${this.asRoot ? 'user.* on symlinks' : 'security.* and trusted.* need root'})`,
@@ -88,6 +89,11 @@ export class XattrBatch {
     } finally {
       await this.discard();
     }
+  }
+
+  /** Attributes left out because they need root (security.*, trusted.*) or cannot be on a symlink. */
+  get skippedCount(): number {
+    return this.skipped;
   }
 
   async discard(): Promise<void> {
