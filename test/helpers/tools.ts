@@ -48,3 +48,14 @@ export function requireRoot(suite: Test): boolean {
   }
   return false;
 }
+
+/**
+ * For optional parts of a test file: true when `tool` is on PATH. When it is missing, says so
+ * (a skip) or, with IMGX_TEST_REQUIRE_ALL=1, throws so the whole file fails.
+ */
+export function haveTool(tool: string): boolean {
+  if (which(tool)) return true;
+  if (REQUIRE_ALL) throw new Error(`needs ${tool} on PATH (IMGX_TEST_REQUIRE_ALL=1)`);
+  process.stdout.write(`SKIP: parts that need ${tool}\n`);
+  return false;
+}

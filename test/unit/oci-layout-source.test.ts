@@ -12,7 +12,7 @@ import type { Descriptor } from '../../src/image/descriptor.ts';
 import { writeOciLayout } from '../fixtures/oci-layout.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { tempDir } from '../helpers/tempdir.ts';
-import { which } from '../helpers/tools.ts';
+import { haveTool } from '../helpers/tools.ts';
 
 const layer1 = makeTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/hostname', content: 'imgx\n' }]);
 const layer2 = makeTar([{ name: 'bin/hello', content: '#!/bin/sh\necho hi\n', mode: 0o755 }]);
@@ -170,7 +170,7 @@ test('not a layout, or an unknown layout version', async () => {
   await rejectsWith(openOciLayout(dir), 'IMGX_BAD_MANIFEST', /manifests\[0\]/);
 });
 
-if (which('mkfifo')) {
+if (haveTool('mkfifo')) {
   test('a FIFO planted as a blob is refused, not waited on', async () => {
     const dir = tempDir();
     const img = writeOciLayout(dir, { layers: [layer1] });

@@ -20,7 +20,7 @@ import {
   type TarHeader,
 } from '../../src/layers/tar-header.ts';
 import { makeTar } from '../fixtures/tar.ts';
-import { which } from '../helpers/tools.ts';
+import { haveTool } from '../helpers/tools.ts';
 import { tempDir } from '../helpers/tempdir.ts';
 
 /** Walks a whole archive in memory, applying extensions, as the streaming codec will. */
@@ -278,7 +278,7 @@ test('encodeEntryHeaders adds PAX only when needed', () => {
   assert.is(entries[3]!.header.mtime, 12.5);
 });
 
-if (which('tar')) {
+if (haveTool('tar')) {
   test('reads what GNU tar writes (gnu and pax formats, long names, links)', () => {
     const dir = tempDir();
     const src = join(dir, 'src');
@@ -308,7 +308,7 @@ if (which('tar')) {
   });
 }
 
-if (which('tar')) {
+if (haveTool('tar')) {
   test('GNU tar reads what the encoder writes (PAX names, links, big ids, xattrs)', () => {
     const dir = tempDir();
     const name = 'p/' + 'q'.repeat(180) + '/file';

@@ -12,7 +12,7 @@ import { readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
 import { BLOCK_SIZE, decodeHeader, encodeHeader, encodeNumber, encodePax, paddingFor } from '../../src/layers/tar-header.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { tempDir } from '../helpers/tempdir.ts';
-import { which } from '../helpers/tools.ts';
+import { haveTool } from '../helpers/tools.ts';
 
 /** The buffer as a stream of `size`-byte chunks, so headers and data straddle chunk boundaries. */
 function chunked(buf: Buffer, size = 1 << 16): Readable {
@@ -316,7 +316,7 @@ function buildTree(): { dir: string; longName: string; longLink: string } {
   return { dir, longName, longLink };
 }
 
-const gnuTar = which('tar') && /GNU tar/.test(execFileSync('tar', ['--version'], { encoding: 'utf8' }));
+const gnuTar = haveTool('tar') && /GNU tar/.test(execFileSync('tar', ['--version'], { encoding: 'utf8' }));
 
 if (gnuTar) {
   test('GNU tar archives (gnu, pax, ustar formats) read like the tree they came from', async () => {
@@ -385,7 +385,7 @@ if (gnuTar) {
     }
   });
 
-  if (which('setfattr')) {
+  if (haveTool('setfattr')) {
     test('GNU tar --xattrs: binary values come through byte for byte', async () => {
       const dir = tempDir('imgx-tar-xattr-');
       const f = join(dir, 'f');

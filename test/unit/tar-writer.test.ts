@@ -12,7 +12,7 @@ import { readTar } from '../../src/layers/tar-reader.ts';
 import { BLOCK_SIZE, decodeHeader } from '../../src/layers/tar-header.ts';
 import { TarWriter } from '../../src/layers/tar-writer.ts';
 import { tempDir } from '../helpers/tempdir.ts';
-import { which } from '../helpers/tools.ts';
+import { haveTool } from '../helpers/tools.ts';
 
 function entry(path: string, type: FsEntry['type'], more: Partial<FsEntry> = {}): FsEntry {
   return { path, type, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: 1700000000, size: 0, xattrs: new Map(), ...more };
@@ -210,7 +210,7 @@ test('tar-stream extracts what we write; it corrupts binary xattrs, we do not', 
   }
 });
 
-if (which('tar')) {
+if (haveTool('tar')) {
   test('GNU tar lists and extracts what we write (names, modes, owners, links, xattrs)', async () => {
     const list = entries().filter(({ e }) => e.type !== 'char-device' && e.type !== 'block-device' && e.path !== 'ctrl\nname' && e.path !== '.');
     const tar = await write(list);
@@ -228,7 +228,7 @@ if (which('tar')) {
     assert.is(readlinkSync(join(dir, 'links/long')), '../'.repeat(60) + 'target');
     assert.is(readFileSync(join(dir, 'ünïcødé/名前'), 'utf8'), 'u');
     assert.is(lstatSync(join(dir, 'times/fraction')).mtimeMs, 1700000000123.456);
-    if (which('getfattr')) {
+    if (haveTool('getfattr')) {
       const hex = execFileSync('getfattr', ['--only-values', '-n', 'user.binary', join(dir, 'bin/ping')], { stdio: 'pipe' });
       assert.ok(hex.equals(BINARY), `getfattr gave ${hex.toString('hex')}`);
       if (process.getuid?.() === 0) {
