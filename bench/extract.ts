@@ -102,7 +102,7 @@ try {
     const tools: Record<Tool, () => Promise<Omit<Run, 'round' | 'tool'>>> = {
       imgx: async () => {
         mkdirSync(imgxCache);
-        const m = await measure(NODE_BIN, [IMGX_BIN, 'extract', '--quiet', ref, imgxDest], {
+        const m = await measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'extract', '--quiet', ref, imgxDest], {
           cwd: REPO_ROOT,
           env: { ...process.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
         });

@@ -62,7 +62,7 @@ try {
       const cache = join(work, 'imgx-cache');
       rmSync(cache, { recursive: true, force: true });
       mkdirSync(cache);
-      const m = await measure(NODE_BIN, [IMGX_BIN, 'pull', '--quiet', ref], {
+      const m = await measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'pull', '--quiet', ref], {
         cwd: REPO_ROOT,
         env: { ...process.env, IMGX_CACHE: cache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
       });

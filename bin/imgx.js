@@ -1,5 +1,8 @@
-#!/usr/bin/env node
-// Entry point. The sources are TypeScript run through Node 24's built-in type stripping,
+#!/usr/bin/env -S node --max-semi-space-size=2
+// Entry point. The shebang gives V8 a small young generation: layer streams allocate many 1 MiB
+// buffers that die young, and scavenging them sooner keeps extract's peak RSS ~40 MB lower at no
+// measurable CPU cost (it cannot be set once V8 runs).
+// The sources are TypeScript run through Node 24's built-in type stripping,
 // so there is no build step; refuse older Node with a clear line instead of a syntax error.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
