@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '../helpers/rejects.ts';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -20,16 +21,6 @@ function chunked(buf: Buffer, size = 1 << 16): Readable {
   });
 }
 
-async function rejects(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.is((e as { code?: string }).code, code, (e as Error).message);
-    if (pattern) assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 /** Compressible but not trivial: text-like data with some randomness. */
 function payload(n: number): Buffer {

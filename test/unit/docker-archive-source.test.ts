@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects as rejectsWith } from '../helpers/rejects.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -54,16 +55,6 @@ function dockerSave(images: SavedSpec[], tweak: (entries: TarEntry[]) => void = 
   return { file, configs };
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.is((e as { code?: string }).code, code, (e as Error).message);
-    if (pattern) assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 test('legacy layout: a schema 2 manifest is synthesised from the layer bytes', async () => {
   const { file, configs } = dockerSave([{ tags: ['nginx:latest'], layers: [{ bytes: layerA }, { bytes: layerB }, { bytes: layerA }] }]);

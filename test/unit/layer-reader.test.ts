@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '../helpers/rejects.ts';
 import { buffer } from 'node:stream/consumers';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { sha256 } from '../../src/image/digest.ts';
@@ -10,16 +11,6 @@ import { readTar } from '../../src/layers/tar-reader.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { MemorySource } from '../helpers/memory-source.ts';
 
-async function rejects(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.is((e as { code?: string }).code, code, (e as Error).message);
-    if (pattern) assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 const tars = [
   makeTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/a', content: 'a'.repeat(100_000) }]),

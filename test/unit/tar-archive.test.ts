@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects as rejectsWith } from '../helpers/rejects.ts';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -17,16 +18,6 @@ function writeTemp(name: string, bytes: Buffer): string {
   return file;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.is((e as { code?: string }).code, code, (e as Error).message);
-    if (pattern) assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected ${code}`);
-}
 
 async function content(archive: TarArchive, name: string): Promise<string> {
   const m = archive.get(name);
