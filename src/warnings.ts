@@ -37,13 +37,23 @@ export class Warnings {
   readonly strict: boolean;
   private readonly counts = new Map<WarningCode, { count: number; first: string }>();
   private readonly sink: ((line: string) => void) | undefined;
+  private taps: ((code: WarningCode, message: string) => void)[] = [];
 
   constructor(opts: { strict?: boolean; sink?: (line: string) => void } = {}) {
     this.strict = opts.strict === true;
     this.sink = opts.sink;
   }
 
+  /** Calls `fn` with every warning from now on (before --strict can throw); returns the un-tap. */
+  tap(fn: (code: WarningCode, message: string) => void): () => void {
+    this.taps.push(fn);
+    return () => {
+      this.taps = this.taps.filter((t) => t !== fn);
+    };
+  }
+
   warn(code: WarningCode, message: string): void {
+    for (const t of this.taps) t(code, message);
     if (this.strict) throw new StrictError(code, message);
     const c = this.counts.get(code);
     if (c) c.count++;

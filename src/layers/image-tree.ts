@@ -19,7 +19,7 @@ import { layerReaders, type LayerReader } from './layer-reader.ts';
 import { scanLayers } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
 import { join } from 'node:path';
-import { loadTree, saveTree } from './tree-cache.ts';
+import { loadTreeAndWarnings, saveTree, type RecordedWarning } from './tree-cache.ts';
 
 export interface ImageTree {
   image: ResolvedImage;
@@ -120,8 +120,13 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     await spool?.dispose().catch(() => {});
     await opened.source.close();
   };
-  // The index does not keep pass 1's warnings: under --strict, scan again so they can fail the run.
-  const indexed = (digest: string) => (warnings.strict ? Promise.resolve(undefined) : loadTree(ctx.cache.root, digest));
+  // The index keeps pass 1's warnings: a run from the index repeats them (and --strict fails on them).
+  const indexed = async (digest: string) => {
+    const hit = await loadTreeAndWarnings(ctx.cache.root, digest);
+    if (!hit) return undefined;
+    for (const w of hit.warnings) warnings.warn(w.code, w.message);
+    return hit.tree;
+  };
   try {
     const resolved = await resolveImage(source, ctx.platform);
     let layers = layerReaders(source, resolved);
@@ -159,11 +164,18 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
       spool = await spoolLayers(layers, join(ctx.cache.root, 'tmp'));
       layers = spool.layers;
     }
-    const tree = await scanLayers(layers, { warnings, signal: abort.signal });
+    const recorded: RecordedWarning[] = [];
+    const untap = warnings.tap((code, message) => recorded.push({ code, message }));
+    let tree: FlatTree;
+    try {
+      tree = await scanLayers(layers, { warnings, signal: abort.signal });
+    } finally {
+      untap();
+    }
     // The pull also records the reference in the cache; let it finish before the tree is used.
     await pulling;
     try {
-      await saveTree(ctx.cache.root, resolved.manifest.digest, tree);
+      await saveTree(ctx.cache.root, resolved.manifest.digest, tree, recorded);
     } catch (e) {
       // Only a speed-up: a read-only cache still lets the command run.
       if (ctx.debug) ctx.warn(`browse index not saved: ${(e as Error).message}`);

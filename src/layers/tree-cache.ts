@@ -9,6 +9,7 @@ import { gunzip, gzip, constants } from 'node:zlib';
 import { writeFileAtomic } from '../image/atomic-file.ts';
 import { parseDigest } from '../image/digest.ts';
 import { FlatTree, FORMAT_VERSION } from './flat-tree.ts';
+import type { WarningCode } from '../warnings.ts';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -21,7 +22,20 @@ export function treeIndexPath(cacheRoot: string, manifestDigest: string): string
   return join(cacheRoot, 'imgx-index', algorithm, `${hex}.json.gz`);
 }
 
+/** A warning pass 1 gave while it built the tree, kept so a run from the index can repeat it. */
+export interface RecordedWarning {
+  code: WarningCode;
+  message: string;
+}
+
+/** Most warnings kept per index: enough to repeat every kind with its count, bounded for hostile layers. */
+const MAX_RECORDED = 10_000;
+
 export async function loadTree(cacheRoot: string, manifestDigest: string): Promise<FlatTree | undefined> {
+  return (await loadTreeAndWarnings(cacheRoot, manifestDigest))?.tree;
+}
+
+export async function loadTreeAndWarnings(cacheRoot: string, manifestDigest: string): Promise<{ tree: FlatTree; warnings: RecordedWarning[] } | undefined> {
   const path = treeIndexPath(cacheRoot, manifestDigest);
   let data: Buffer;
   try {
@@ -30,17 +44,20 @@ export async function loadTree(cacheRoot: string, manifestDigest: string): Promi
     return undefined;
   }
   try {
-    const j = JSON.parse((await gunzipAsync(data)).toString('utf8')) as { format?: unknown; version?: unknown; digest?: unknown; tree?: unknown };
+    const j = JSON.parse((await gunzipAsync(data)).toString('utf8')) as { format?: unknown; version?: unknown; digest?: unknown; tree?: unknown; warnings?: unknown };
     if (j.format !== FORMAT || j.version !== FORMAT_VERSION || j.digest !== manifestDigest) return undefined;
-    return FlatTree.fromJSON(j.tree);
+    const warnings = Array.isArray(j.warnings)
+      ? (j.warnings as unknown[]).filter((w): w is RecordedWarning => typeof (w as RecordedWarning)?.code === 'string' && typeof (w as RecordedWarning)?.message === 'string')
+      : [];
+    return { tree: FlatTree.fromJSON(j.tree), warnings };
   } catch {
     return undefined;
   }
 }
 
-export async function saveTree(cacheRoot: string, manifestDigest: string, tree: FlatTree): Promise<void> {
+export async function saveTree(cacheRoot: string, manifestDigest: string, tree: FlatTree, warnings: RecordedWarning[] = []): Promise<void> {
   const path = treeIndexPath(cacheRoot, manifestDigest);
-  const json = JSON.stringify({ format: FORMAT, version: FORMAT_VERSION, digest: manifestDigest, tree: tree.toJSON() });
+  const json = JSON.stringify({ format: FORMAT, version: FORMAT_VERSION, digest: manifestDigest, tree: tree.toJSON(), warnings: warnings.slice(0, MAX_RECORDED) });
   // Level 3: most of level 9's ratio on this repetitive JSON at a fraction of the time.
   await writeFileAtomic(path, await gzipAsync(json, { level: 3, strategy: constants.Z_DEFAULT_STRATEGY }));
 }
