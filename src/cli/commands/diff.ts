@@ -5,10 +5,9 @@ import type { CommandModule } from 'yargs';
 import { contentKey, hashContents } from '../../export/cat.ts';
 import { countChanges, describeChange, diffTrees, settleDiff, type ContentCheck } from '../../export/diff.ts';
 import type { LayerReader } from '../../layers/layer-reader.ts';
-import { openImageTree } from '../../layers/image-tree.ts';
 import { Warnings } from '../../warnings.ts';
+import { withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
-import { debugTreeOrigin } from './ls.ts';
 
 interface Args extends GlobalArgs {
   image1: string;
@@ -30,37 +29,26 @@ export const diffCommand: CommandModule<GlobalArgs, Args> = {
     const ctx = makeContext(argv);
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     // One after the other: two pulls would fight over the progress display.
-    const a = await openImageTree(ctx, argv.image1, { warnings });
-    try {
-      const b = await openImageTree(ctx, argv.image2, { warnings });
-      try {
-        debugTreeOrigin(ctx, a);
-        debugTreeOrigin(ctx, b);
-        const diffIds = (layers: readonly LayerReader[], n: number) => Array.from({ length: n }, (_, i) => layerOf(layers, i)?.diffId);
-        const raw = diffTrees(a.tree, b.tree, {
-          diffIdsA: diffIds(a.layers, a.layers.length),
-          diffIdsB: diffIds(b.layers, b.layers.length),
-        });
-        let hashes = new Map<string, string>();
-        if (raw.contentChecks.length > 0) {
-          if (ctx.debug) process.stderr.write(`debug: diff: hashing ${raw.contentChecks.length} files of equal size on both sides\n`);
-          hashes = await hashContents(raw.contentChecks.flatMap((c) => [{ layers: a.layers, source: c.a }, { layers: b.layers, source: c.b }]));
-        }
-        const differs = (c: ContentCheck) =>
-          hashes.get(contentKey(layerOf(a.layers, c.a.layer), c.a.offset)) !== hashes.get(contentKey(layerOf(b.layers, c.b.layer), c.b.offset));
-        const changes = settleDiff(a.tree, b.tree, raw, differs);
-        if (ctx.json) {
-          const side = (it: typeof a, ref: string) => ({ reference: ref, digest: it.image.root.digest, manifest: it.image.manifest.digest });
-          ctx.out(JSON.stringify({ from: side(a, argv.image1), to: side(b, argv.image2), summary: countChanges(changes), changes }, null, 2));
-        } else if (changes.length > 0) {
-          ctx.out(changes.map(describeChange).join('\n'));
-        }
-      } finally {
-        await b.close();
+    await withImageTrees(ctx, [argv.image1, argv.image2], { warnings }, async ([a, b]) => {
+      const diffIds = (layers: readonly LayerReader[], n: number) => Array.from({ length: n }, (_, i) => layerOf(layers, i)?.diffId);
+      const raw = diffTrees(a.tree, b.tree, {
+        diffIdsA: diffIds(a.layers, a.layers.length),
+        diffIdsB: diffIds(b.layers, b.layers.length),
+      });
+      let hashes = new Map<string, string>();
+      if (raw.contentChecks.length > 0) {
+        if (ctx.debug) process.stderr.write(`debug: diff: hashing ${raw.contentChecks.length} files of equal size on both sides\n`);
+        hashes = await hashContents(raw.contentChecks.flatMap((c) => [{ layers: a.layers, source: c.a }, { layers: b.layers, source: c.b }]));
       }
-    } finally {
-      await a.close();
-      warnings.flush();
-    }
+      const differs = (c: ContentCheck) =>
+        hashes.get(contentKey(layerOf(a.layers, c.a.layer), c.a.offset)) !== hashes.get(contentKey(layerOf(b.layers, c.b.layer), c.b.offset));
+      const changes = settleDiff(a.tree, b.tree, raw, differs);
+      if (ctx.json) {
+        const side = (it: typeof a, ref: string) => ({ reference: ref, digest: it.image.root.digest, manifest: it.image.manifest.digest });
+        ctx.out(JSON.stringify({ from: side(a, argv.image1), to: side(b, argv.image2), summary: countChanges(changes), changes }, null, 2));
+      } else if (changes.length > 0) {
+        ctx.out(changes.map(describeChange).join('\n'));
+      }
+    });
   },
 };

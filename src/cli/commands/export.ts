@@ -11,10 +11,9 @@ import { onInterrupt } from '../../export/interrupt.ts';
 import { exportTar } from '../../export/tar-export.ts';
 import { emitTree } from '../../layers/emit.ts';
 import type { FlatEntry } from '../../layers/fs-entry.ts';
-import { openImageTree } from '../../layers/image-tree.ts';
 import { Warnings } from '../../warnings.ts';
+import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
-import { debugTreeOrigin } from './ls.ts';
 
 interface Args extends GlobalArgs {
   image: string;
@@ -26,26 +25,18 @@ export const exportCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'write the flattened root filesystem of an image as one tar (stdout by default)',
   builder: (y) =>
     y
-      .positional('image', { type: 'string', demandOption: true, describe: 'image (docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF])' })
+      .positional('image', { type: 'string', demandOption: true, describe: IMAGE_ARG_HELP })
       .option('output', { alias: 'o', type: 'string', describe: 'write the tar to FILE (- for stdout, the default)' }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const toStdout = argv.output === undefined || argv.output === '-';
     if (toStdout && process.stdout.isTTY) throw new UsageError('refusing to write a tar archive to a terminal: redirect stdout or use -o FILE');
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
-    try {
-      const it = await openImageTree(ctx, argv.image, { warnings, spool: true });
-      try {
-        debugTreeOrigin(ctx, it);
-        const entries = emitTree(it.tree, it.layers);
-        if (toStdout) await toStream(entries);
-        else await toFile(entries, resolve(argv.output!));
-      } finally {
-        await it.close();
-      }
-    } finally {
-      warnings.flush();
-    }
+    await withImageTrees(ctx, [argv.image], { warnings, spool: true }, async ([it]) => {
+      const entries = emitTree(it.tree, it.layers);
+      if (toStdout) await toStream(entries);
+      else await toFile(entries, resolve(argv.output!));
+    });
   },
 };
 

@@ -5,10 +5,9 @@ import type { CommandModule } from 'yargs';
 import { checkDestination } from '../../export/staging-dir.ts';
 import { writeDirectory } from '../../export/dir-writer.ts';
 import { emitTree } from '../../layers/emit.ts';
-import { openImageTree } from '../../layers/image-tree.ts';
 import { Warnings } from '../../warnings.ts';
+import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
-import { debugTreeOrigin } from './ls.ts';
 import { humanSize } from '../format.ts';
 
 interface Args extends GlobalArgs {
@@ -21,7 +20,7 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'write the flattened root filesystem of an image into a directory',
   builder: (y) =>
     y
-      .positional('image', { type: 'string', demandOption: true, describe: 'image (docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF])' })
+      .positional('image', { type: 'string', demandOption: true, describe: IMAGE_ARG_HELP })
       .positional('dir', { type: 'string', demandOption: true, describe: 'destination: must not exist, or be an empty directory' }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
@@ -30,40 +29,32 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
     await checkDestination(dest);
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     const t0 = performance.now();
-    try {
-      const it = await openImageTree(ctx, argv.image, { warnings, spool: true });
-      try {
-        debugTreeOrigin(ctx, it);
-        const r = await writeDirectory(emitTree(it.tree, it.layers), dest, { warnings });
-        const seconds = (performance.now() - t0) / 1000;
-        if (ctx.json) {
-          ctx.out(
-            JSON.stringify(
-              {
-                reference: argv.image,
-                manifest: it.image.manifest.digest,
-                dir: dest,
-                files: r.files,
-                dirs: r.dirs,
-                links: r.links,
-                special: r.special,
-                bytes: r.bytes,
-                seconds: Math.round(seconds * 1000) / 1000,
-                warnings: warnings.summary(),
-              },
-              null,
-              2,
-            ),
-          );
-        } else if (!ctx.quiet) {
-          const special = r.special ? `, ${r.special} devices and fifos` : '';
-          ctx.out(`${argv.dir}: ${r.files} files, ${r.dirs} directories, ${r.links} links${special}, ${humanSize(r.bytes)} in ${seconds.toFixed(1)} s`);
-        }
-      } finally {
-        await it.close();
+    await withImageTrees(ctx, [argv.image], { warnings, spool: true }, async ([it]) => {
+      const r = await writeDirectory(emitTree(it.tree, it.layers), dest, { warnings });
+      const seconds = (performance.now() - t0) / 1000;
+      if (ctx.json) {
+        ctx.out(
+          JSON.stringify(
+            {
+              reference: argv.image,
+              manifest: it.image.manifest.digest,
+              dir: dest,
+              files: r.files,
+              dirs: r.dirs,
+              links: r.links,
+              special: r.special,
+              bytes: r.bytes,
+              seconds: Math.round(seconds * 1000) / 1000,
+              warnings: warnings.summary(),
+            },
+            null,
+            2,
+          ),
+        );
+      } else if (!ctx.quiet) {
+        const special = r.special ? `, ${r.special} devices and fifos` : '';
+        ctx.out(`${argv.dir}: ${r.files} files, ${r.dirs} directories, ${r.links} links${special}, ${humanSize(r.bytes)} in ${seconds.toFixed(1)} s`);
       }
-    } finally {
-      warnings.flush();
-    }
+    });
   },
 };

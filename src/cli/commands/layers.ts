@@ -2,11 +2,10 @@
 // sizes and the history step that made it. The counts come from the browse index.
 import type { CommandModule } from 'yargs';
 import type { ImageConfig } from '../../image/config.ts';
-import { openImageTree } from '../../layers/image-tree.ts';
 import { Warnings } from '../../warnings.ts';
+import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 import { humanSize, shortDigest, table } from '../format.ts';
-import { debugTreeOrigin } from './ls.ts';
 
 interface Args extends GlobalArgs {
   image: string;
@@ -40,14 +39,12 @@ export const layersCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'what each layer adds, modifies and removes, with sizes and the step that made it',
   builder: (y) =>
     y
-      .positional('image', { type: 'string', demandOption: true, describe: 'image (docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF])' })
+      .positional('image', { type: 'string', demandOption: true, describe: IMAGE_ARG_HELP })
       .option('paths', { alias: 'v', type: 'boolean', describe: 'also list the paths each layer adds, modifies and removes' }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
-    const it = await openImageTree(ctx, argv.image, { warnings });
-    try {
-      debugTreeOrigin(ctx, it);
+    await withImageTrees(ctx, [argv.image], { warnings }, async ([it]) => {
       const history = layerHistory(it.image.config);
       const diffIds = it.image.config.rootfs?.diff_ids ?? [];
       const records: LayerRecord[] = it.image.parsed.layers.map((desc, i) => {
@@ -98,10 +95,7 @@ export const layersCommand: CommandModule<GlobalArgs, Args> = {
       }
       lines.push('', `${records.length} layers, ${humanSize(records.reduce((a, r) => a + r.size, 0))} compressed; final tree: ${it.tree.fileCount} files, ${humanSize(it.tree.totalSize)}`);
       ctx.out(lines.join('\n'));
-    } finally {
-      await it.close();
-      warnings.flush();
-    }
+    });
   },
 };
 

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { pullImage } from '../../image/pull.ts';
+import { IMAGE_ARG_HELP } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 import { humanSize } from '../format.ts';
 import { pullProgressFor } from '../progress.ts';
@@ -14,7 +15,7 @@ export const pullCommand: CommandModule<GlobalArgs, Args> = {
   describe: 'fetch and verify every blob of an image into the cache',
   builder: (y) =>
     y
-      .positional('image', { type: 'string', demandOption: true, describe: 'image (docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF])' })
+      .positional('image', { type: 'string', demandOption: true, describe: IMAGE_ARG_HELP })
       .option('jobs', { type: 'number', default: 4, describe: 'layers downloaded at once' }),
   handler: async (argv) => {
     const ctx = makeContext(argv);
