@@ -31,6 +31,11 @@ export type ErrorCode =
   | 'IMGX_DIFFID_MISMATCH'
   | 'IMGX_STRICT'
   | 'IMGX_DEST_EXISTS'
+  | 'IMGX_RUNTIME_UNAVAILABLE'
+  | 'IMGX_USER_UNKNOWN'
+  | 'IMGX_RUN_SETUP'
+  | 'IMGX_EXEC_DENIED'
+  | 'IMGX_EXEC_NOT_FOUND'
   | 'IMGX_INTERRUPTED';
 
 export class ImgxError extends Error {
@@ -106,6 +111,13 @@ export class BadArchiveError extends ImgxError {
 export class UnsupportedError extends ImgxError {
   constructor(message: string) {
     super('IMGX_UNSUPPORTED', message);
+  }
+}
+
+/** `imgx run` could not start the container's process (runtime missing, setup failed, no such command). */
+export class RunError extends ImgxError {
+  constructor(code: 'IMGX_RUNTIME_UNAVAILABLE' | 'IMGX_USER_UNKNOWN' | 'IMGX_RUN_SETUP' | 'IMGX_EXEC_DENIED' | 'IMGX_EXEC_NOT_FOUND', message: string) {
+    super(code, message);
   }
 }
 

@@ -1,6 +1,7 @@
 // What every command gets from the global options: the cache, registry options, the platform,
 // output switches, and one way to open any image argument.
 import { BlobCache, defaultCacheDir } from '../image/blob-cache.ts';
+import type { PullPolicy } from '../image/caching-source.ts';
 import { openImageSource, type OpenedSource } from '../image/open-source.ts';
 import { hostPlatform, parsePlatform, type PlatformSpec } from '../image/platform.ts';
 import { parseImageArg } from '../image/transport.ts';
@@ -15,6 +16,8 @@ export interface GlobalArgs {
   quiet?: boolean;
   debug?: boolean;
   strict?: boolean;
+  /** Only on commands that take --pull (run): when to ask the registry for a tag. */
+  pull?: PullPolicy;
 }
 
 export interface CliContext {
@@ -56,6 +59,6 @@ export function makeContext(args: GlobalArgs): CliContext {
     strict: args.strict === true,
     out: (t) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
     warn,
-    open: (image) => openImageSource(parseImageArg(image), { cache, registry, warn }),
+    open: (image) => openImageSource(parseImageArg(image), { cache, registry, warn, ...(args.pull ? { pull: args.pull } : {}) }),
   };
 }

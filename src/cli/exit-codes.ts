@@ -36,5 +36,11 @@ export const EXIT_STATUS: Record<ErrorCode, number> = {
   IMGX_UNSAFE_PATH: 12,
   IMGX_STRICT: 13,
   IMGX_DEST_EXISTS: 14,
+  // `imgx run`: before the container's process starts. 126 and 127 are what shells and Docker use.
+  IMGX_RUNTIME_UNAVAILABLE: 15,
+  IMGX_USER_UNKNOWN: 16,
+  IMGX_RUN_SETUP: 17,
+  IMGX_EXEC_DENIED: 126,
+  IMGX_EXEC_NOT_FOUND: 127,
   IMGX_INTERRUPTED: 130,
 };

@@ -12,16 +12,19 @@ import { layersCommand } from './commands/layers.ts';
 import { loginCommand, logoutCommand } from './commands/login.ts';
 import { lsCommand } from './commands/ls.ts';
 import { pullCommand } from './commands/pull.ts';
+import { runCommand } from './commands/run.ts';
 import { configCommand, digestCommand, manifestCommand } from './commands/raw.ts';
 import { tagsCommand } from './commands/tags.ts';
 import { EXIT_INTERNAL, EXIT_STATUS } from './exit-codes.ts';
+import { splitRunArgv } from './run-argv.ts';
 
 const USAGE_STATUS = EXIT_STATUS.IMGX_USAGE;
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   let usageError: string | undefined;
-  const cli = yargs(argv)
+  const run = splitRunArgv(argv);
+  const cli = yargs(run.argv)
     .scriptName('imgx')
     .usage('imgx <command> [options]\n\nDaemonless container images: pull, inspect, flatten, run, and make bootable disks.')
     .option('platform', { type: 'string', global: true, describe: 'os/arch[/variant] to pick from an index (default: the host)' })
@@ -47,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(catCommand)
     .command(layersCommand)
     .command(diffCommand)
+    .command(runCommand(run.command))
     .demandCommand(1, 'name a command; see imgx --help')
     .strict()
     .recommendCommands()

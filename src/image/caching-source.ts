@@ -8,7 +8,7 @@ import type { Descriptor } from './descriptor.ts';
 import { detectMediaType } from './manifest.ts';
 import type { BlobOpenOptions, ImageSource, ManifestBlob } from './source.ts';
 import { MANIFEST_CAP } from './source.ts';
-import { IntegrityError } from '../errors.ts';
+import { IntegrityError, NotFoundError } from '../errors.ts';
 
 export interface CachingSourceOptions {
   /** The full reference the cache records this image under, for offline fallback. */
@@ -16,7 +16,14 @@ export interface CachingSourceOptions {
   /** The digest the reference pins, when it does: served from the cache without asking upstream. */
   pinnedDigest?: string;
   warn?: (message: string) => void;
+  /**
+   * `missing`: a tag the cache has seen is served from the cache without asking upstream (Docker's
+   * `run` policy); `never`: nothing is asked upstream at all. Default `always`: the tag is looked up.
+   */
+  pull?: PullPolicy;
 }
+
+export type PullPolicy = 'always' | 'missing' | 'never';
 
 const OFFLINE_CODES = new Set(['IMGX_UNREACHABLE', 'IMGX_TIMEOUT']);
 
@@ -48,10 +55,20 @@ export class CachingSource implements ImageSource {
     return { bytes, digest, mediaType: detectMediaType(doc, mediaTypeHint) };
   }
 
+  private offline(what: string): never {
+    throw new NotFoundError('IMGX_NOT_FOUND', `${this.displayName}: ${what} is not in the cache (--pull never)`);
+  }
+
   async getRootManifest(): Promise<ManifestBlob> {
     if (this.opts.pinnedDigest) {
       const hit = await this.fromCache(this.opts.pinnedDigest);
       if (hit) return hit;
+    }
+    if (this.opts.pull === 'missing' || this.opts.pull === 'never') {
+      const entry = this.opts.refKey ? await this.cache.lookupRef(this.opts.refKey) : undefined;
+      const hit = entry && (await this.fromCache(entry.digest, entry.mediaType));
+      if (hit) return hit;
+      if (this.opts.pull === 'never') this.offline('the image');
     }
     try {
       const m = await this.upstream.getRootManifest();
@@ -70,6 +87,7 @@ export class CachingSource implements ImageSource {
   async getManifest(desc: Pick<Descriptor, 'digest'> & Partial<Descriptor>): Promise<ManifestBlob> {
     const hit = await this.fromCache(desc.digest, desc.mediaType);
     if (hit) return hit;
+    if (this.opts.pull === 'never') this.offline(`manifest ${desc.digest}`);
     const m = await this.upstream.getManifest(desc);
     await this.cache.putBytes({ digest: m.digest, size: m.bytes.length }, m.bytes);
     return m;
@@ -82,11 +100,13 @@ export class CachingSource implements ImageSource {
       if (options?.onProgress) rs.on('data', (c: Buffer) => options.onProgress!(c.length));
       return rs;
     }
+    if (this.opts.pull === 'never') this.offline(`blob ${desc.digest}`);
     return this.upstream.openBlob(desc, options);
   }
 
   async readBlob(desc: Descriptor, cap = MANIFEST_CAP): Promise<Buffer> {
     if (await this.cache.has(desc)) return this.cache.readBytes(desc);
+    if (this.opts.pull === 'never') this.offline(`blob ${desc.digest}`);
     const bytes = await this.upstream.readBlob(desc, cap);
     await this.cache.putBytes(desc, bytes);
     return bytes;

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { RegistryOptions } from '../registry/options.ts';
 import type { BlobCache } from './blob-cache.ts';
-import { CachingSource } from './caching-source.ts';
+import { CachingSource, type PullPolicy } from './caching-source.ts';
 import { openDockerArchive } from './docker-archive-source.ts';
 import { openOciArchive } from './oci-archive-source.ts';
 import { openOciLayout } from './oci-layout-source.ts';
@@ -16,6 +16,8 @@ export interface OpenSourceOptions {
   cache: BlobCache;
   registry: RegistryOptions;
   warn?: (message: string) => void;
+  /** Registry images: when to ask the registry (see CachingSource). */
+  pull?: PullPolicy;
 }
 
 export interface OpenedSource {
@@ -35,6 +37,7 @@ export async function openImageSource(arg: ImageArg, opts: OpenSourceOptions): P
         refKey,
         ...(arg.ref.digest ? { pinnedDigest: arg.ref.digest } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
+        ...(opts.pull ? { pull: opts.pull } : {}),
       });
       return { source, refKey };
     }
