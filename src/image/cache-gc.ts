@@ -1,5 +1,6 @@
 // Reachability in the cache: which blobs the recorded images still need, and pruning the rest.
-import { rm } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { BlobCache, CacheEntry } from './blob-cache.ts';
 import { parseManifestBlob } from './manifest.ts';
 
@@ -33,6 +34,47 @@ export interface PruneResult {
   freedBytes: number;
   removedTemps: number;
   removedEntries: number;
+  /** Root filesystems extracted for `imgx run`. */
+  removedRootfs: number;
+}
+
+/** The file in a run directory that names the cached tree the run stands on (see src/run/run-dir.ts). */
+export const RUN_LOWER_FILE = 'lower';
+
+/** Cached trees that a run directory (running, or kept with --keep) stands on. */
+async function rootfsInUse(cacheRoot: string): Promise<Set<string>> {
+  const runs = join(cacheRoot, 'imgx-runs');
+  const used = new Set<string>();
+  for (const id of await readdir(runs).catch(() => [] as string[])) {
+    const lower = await readFile(join(runs, id, RUN_LOWER_FILE), 'utf8').catch(() => '');
+    if (lower) used.add(lower.trim());
+  }
+  return used;
+}
+
+/**
+ * Removes the trees `imgx run` extracted (`imgx-rootfs/<alg>/<hex>[.rootless]`) whose image is no
+ * longer recorded (all with `all`), and staging directories an interrupted extract left; never one a
+ * run directory stands on.
+ */
+async function pruneRootfs(cacheRoot: string, keep: Map<string, number>, all: boolean, now: number): Promise<number> {
+  const base = join(cacheRoot, 'imgx-rootfs');
+  const inUse = await rootfsInUse(cacheRoot);
+  const { removeTree } = await import('../export/remove-tree.ts');
+  let removed = 0;
+  for (const alg of await readdir(base).catch(() => [] as string[])) {
+    for (const name of await readdir(join(base, alg)).catch(() => [] as string[])) {
+      const path = join(base, alg, name);
+      if (inUse.has(path)) continue;
+      if (name.startsWith('.')) {
+        const st = await stat(path).catch(() => undefined);
+        if (!all && st && now - st.mtimeMs < 60 * 60_000) continue;
+      } else if (!all && keep.has(`${alg}:${name.replace(/\.rootless$/, '')}`)) continue;
+      await removeTree(path);
+      removed++;
+    }
+  }
+  return removed;
 }
 
 /**
@@ -60,5 +102,6 @@ export async function pruneCache(cache: BlobCache, opts: { all?: boolean; graceM
     await rm(t.path, { recursive: true, force: true });
     removedTemps++;
   }
-  return { removedBlobs, freedBytes, removedTemps, removedEntries };
+  const removedRootfs = await pruneRootfs(cache.root, keep, opts.all === true, now);
+  return { removedBlobs, freedBytes, removedTemps, removedEntries, removedRootfs };
 }

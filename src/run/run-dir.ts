@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ImgxError } from '../errors.ts';
+import { RUN_LOWER_FILE } from '../image/cache-gc.ts';
 import { removeTree } from '../export/remove-tree.ts';
 import type { NetworkMode } from './runtime-spec.ts';
 
@@ -55,6 +56,8 @@ export async function createRunDir(cacheRoot: string, opts: RunDirOptions): Prom
   await mkdir(path, { recursive: true, mode: 0o700 });
   const remove = () => removeRunTree(path);
   try {
+    // `imgx cache prune` spares the cached tree a run stands on.
+    await writeFile(join(path, RUN_LOWER_FILE), opts.lower);
     const etcFiles = { hosts: join(path, 'hosts'), resolvConf: join(path, 'resolv.conf'), hostname: join(path, 'hostname') };
     // With the host's network the host's names resolve as they do on the host (Docker does the same).
     const hosts = opts.net === 'host' ? await hostFile('/etc/hosts') : LOOPBACK_HOSTS;

@@ -287,6 +287,19 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     assert.match(other.stderr, /not in the cache \(--pull never\)/);
   });
 
+  test('cache prune keeps the extracted tree of a recorded image; prune --all removes it', async () => {
+    const trees = () => readdirSync(join(cache, 'imgx-rootfs', 'sha256')).filter((n) => !n.startsWith('.'));
+    const before = trees();
+    assert.ok(before.length >= 2, `trees: ${before}`);
+    const p = await runImgx(['cache', 'prune'], { env: { IMGX_CACHE: cache } });
+    assert.is(p.code, 0, p.stderr);
+    assert.equal(trees(), before);
+    const all = await runImgx(['cache', 'prune', '--all'], { env: { IMGX_CACHE: cache } });
+    assert.is(all.code, 0, all.stderr);
+    assert.match(all.stdout, new RegExp(`${before.length} extracted root filesystems`));
+    assert.equal(trees(), []);
+  });
+
   test('native without root: the caller is root inside, in its own namespaces', async () => {
     const user = ensureTestUser();
     const home = tempDir('imgx-run-user-');

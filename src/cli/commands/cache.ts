@@ -44,7 +44,7 @@ const pruneCommand: CommandModule<GlobalArgs, PruneArgs> = {
     const ctx = makeContext(argv);
     const r = await pruneCache(ctx.cache, { all: argv.all === true });
     if (ctx.json) ctx.out(JSON.stringify(r));
-    else if (!ctx.quiet) ctx.out(`removed ${r.removedBlobs} blobs (${humanSize(r.freedBytes)})${r.removedEntries ? `, ${r.removedEntries} images` : ''}${r.removedTemps ? `, ${r.removedTemps} stale temp files` : ''}`);
+    else if (!ctx.quiet) ctx.out(`removed ${r.removedBlobs} blobs (${humanSize(r.freedBytes)})${r.removedEntries ? `, ${r.removedEntries} images` : ''}${r.removedTemps ? `, ${r.removedTemps} stale temp files` : ''}${r.removedRootfs ? `, ${r.removedRootfs} extracted root filesystems` : ''}`);
   },
 };
 
