@@ -15,5 +15,6 @@ if (major < 24) {
 // from about 0.8 s to 0.3 s.
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
+await import('../src/cli/start-up-hooks.ts');
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

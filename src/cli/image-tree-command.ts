@@ -5,7 +5,7 @@ import { openImageTree, type ImageTree } from '../layers/image-tree.ts';
 import type { Warnings } from '../warnings.ts';
 import type { CliContext } from './context.ts';
 
-export const IMAGE_ARG_HELP = 'image (docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF])';
+export { IMAGE_ARG_HELP } from './help-texts.ts';
 
 export function debugTreeOrigin(ctx: CliContext, it: { image: { manifest: { digest: string } }; layers: readonly unknown[]; fromIndex: boolean }): void {
   if (!ctx.debug) return;

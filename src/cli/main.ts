@@ -1,22 +1,10 @@
 // The command line: global options, the commands, and the one place where errors become a
 // one-line message and an exit status (see exit-codes.ts).
-import yargs from 'yargs';
+import type { Options } from 'yargs';
 import { isImgxError } from '../errors.ts';
-import { cacheCommand } from './commands/cache.ts';
-import { catCommand } from './commands/cat.ts';
-import { diffCommand } from './commands/diff.ts';
-import { exportCommand } from './commands/export.ts';
-import { extractCommand } from './commands/extract.ts';
-import { inspectCommand } from './commands/inspect.ts';
-import { layersCommand } from './commands/layers.ts';
-import { loginCommand, logoutCommand } from './commands/login.ts';
-import { lsCommand } from './commands/ls.ts';
-import { pullCommand } from './commands/pull.ts';
-import { runCommand } from './commands/run.ts';
-import { configCommand, digestCommand, manifestCommand } from './commands/raw.ts';
-import { tagsCommand } from './commands/tags.ts';
 import { EXIT_INTERNAL, EXIT_STATUS } from './exit-codes.ts';
 import { splitRunArgv } from './run-argv.ts';
+import { GLOBAL_OPTIONS, parseRunFast } from './run-options.ts';
 
 const USAGE_STATUS = EXIT_STATUS.IMGX_USAGE;
 
@@ -24,33 +12,42 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   let usageError: string | undefined;
   const run = splitRunArgv(argv);
-  const cli = yargs(run.argv)
+  // A plain `imgx run` line skips yargs altogether (start-up is what a run check pays most).
+  const fast = parseRunFast(run.argv);
+  if (fast) {
+    try {
+      const { runHandler } = await import('./commands/run.ts');
+      await runHandler(fast as never, run.command);
+    } catch (e) {
+      return reportError(e, debug);
+    }
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  }
+  const [{ default: yargs }, c] = await Promise.all([import('yargs'), import('./commands/all.ts')]);
+  let cli = yargs(run.argv)
     .scriptName('imgx')
-    .usage('imgx <command> [options]\n\nDaemonless container images: pull, inspect, flatten, run, and make bootable disks.')
-    .option('platform', { type: 'string', global: true, describe: 'os/arch[/variant] to pick from an index (default: the host)' })
-    .option('plain-http', { type: 'boolean', global: true, describe: 'talk HTTP, not HTTPS, to the registry' })
-    .option('insecure', { type: 'boolean', global: true, describe: 'do not verify the registry TLS certificate' })
-    .option('cache-dir', { type: 'string', global: true, describe: 'blob cache (default: $IMGX_CACHE or ~/.cache/imgx)' })
-    .option('json', { type: 'boolean', global: true, describe: 'machine-readable output on stdout' })
-    .option('quiet', { alias: 'q', type: 'boolean', global: true, describe: 'no progress or informational output' })
-    .option('debug', { type: 'boolean', global: true, describe: 'log requests; stack traces on errors' })
-    .option('strict', { type: 'boolean', global: true, describe: 'treat warnings about layer contents as errors' })
-    .command(pullCommand)
-    .command(inspectCommand)
-    .command(manifestCommand)
-    .command(configCommand)
-    .command(digestCommand)
-    .command(tagsCommand)
-    .command(loginCommand)
-    .command(logoutCommand)
-    .command(cacheCommand)
-    .command(extractCommand)
-    .command(exportCommand)
-    .command(lsCommand)
-    .command(catCommand)
-    .command(layersCommand)
-    .command(diffCommand)
-    .command(runCommand(run.command))
+    .usage('imgx <command> [options]\n\nDaemonless container images: pull, inspect, flatten, run, and make bootable disks.');
+  for (const o of GLOBAL_OPTIONS) {
+    const opt: Options = { type: o.type, global: true, describe: o.describe, ...(o.alias ? { alias: o.alias } : {}) };
+    cli = cli.option(o.name, opt) as typeof cli;
+  }
+  cli = cli
+    .command(c.pullCommand)
+    .command(c.inspectCommand)
+    .command(c.manifestCommand)
+    .command(c.configCommand)
+    .command(c.digestCommand)
+    .command(c.tagsCommand)
+    .command(c.loginCommand)
+    .command(c.logoutCommand)
+    .command(c.cacheCommand)
+    .command(c.extractCommand)
+    .command(c.exportCommand)
+    .command(c.lsCommand)
+    .command(c.catCommand)
+    .command(c.layersCommand)
+    .command(c.diffCommand)
+    .command(c.runCommand(run.command))
     .demandCommand(1, 'name a command; see imgx --help')
     .strict()
     .recommendCommands()

@@ -2,26 +2,7 @@
 // to the command, dashes and numbers included (`imgx run debian sh -c 'exit 7'`), and `--` before the
 // command is optional. yargs would take `-c` as an option and `7` as a number, so the command words
 // are cut off here, before yargs sees the line.
-
-/** Options (global or run's) that take a value in the next word when written without `=`. */
-const TAKES_VALUE = new Set([
-  '--platform',
-  '--cache-dir',
-  '--entrypoint',
-  '-e',
-  '--env',
-  '-w',
-  '--workdir',
-  '-u',
-  '--user',
-  '-v',
-  '--volume',
-  '--net',
-  '--network',
-  '--hostname',
-  '--runtime',
-  '--pull',
-]);
+import { VALUE_FLAGS } from './run-options.ts';
 
 export interface SplitRunArgv {
   /** What yargs parses: everything up to and including the image. */
@@ -37,7 +18,7 @@ export function splitRunArgv(argv: readonly string[]): SplitRunArgv {
     const a = argv[i]!;
     if (a === '--') return { argv: [...argv] };
     if (a.startsWith('-')) {
-      if (TAKES_VALUE.has(a)) i++;
+      if (VALUE_FLAGS.has(a)) i++;
       continue;
     }
     if (!sawRun) {

@@ -8,7 +8,8 @@ import { CachingSource, type PullPolicy } from './caching-source.ts';
 import { openDockerArchive } from './docker-archive-source.ts';
 import { openOciArchive } from './oci-archive-source.ts';
 import { openOciLayout } from './oci-layout-source.ts';
-import { formatReference } from './reference.ts';
+import { LazySource } from './lazy-source.ts';
+import { formatReference, registryDisplayName } from './reference.ts';
 import type { ImageSource } from './source.ts';
 import { formatImageArg, type ImageArg } from './transport.ts';
 
@@ -30,9 +31,11 @@ export async function openImageSource(arg: ImageArg, opts: OpenSourceOptions): P
   switch (arg.transport) {
     case 'docker': {
       const refKey = formatReference(arg.ref);
-      // Loaded on demand: the HTTP stack costs ~0.1 s of start-up that local sources do not need.
-      const { RegistrySource } = await import('../registry/registry-source.ts');
-      const upstream = new RegistrySource(arg.ref, opts.registry);
+      // Loaded on first use: the HTTP stack costs ~0.1 s of start-up that a cache hit does not need.
+      const upstream = new LazySource(registryDisplayName(arg.ref), async () => {
+        const { RegistrySource } = await import('../registry/registry-source.ts');
+        return new RegistrySource(arg.ref, opts.registry);
+      });
       const source = new CachingSource(upstream, opts.cache, {
         refKey,
         ...(arg.ref.digest ? { pinnedDigest: arg.ref.digest } : {}),

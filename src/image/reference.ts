@@ -224,3 +224,8 @@ export function familiarName(r: Reference): string {
   }
   return name + suffix(r);
 }
+
+/** How a registry image is shown to a person: `docker://docker.io/library/nginx:latest`. */
+export function registryDisplayName(ref: Reference): string {
+  return `docker://${ref.domain}/${ref.path}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
+}

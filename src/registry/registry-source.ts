@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import type { Descriptor } from '../image/descriptor.ts';
-import type { Reference } from '../image/reference.ts';
+import { registryDisplayName, type Reference } from '../image/reference.ts';
 import { MANIFEST_CAP, type BlobOpenOptions, type ImageSource, type ManifestBlob } from '../image/source.ts';
 import { RegistryClient } from './client.ts';
 import type { RegistryOptions } from './options.ts';
@@ -17,9 +17,7 @@ export class RegistrySource implements ImageSource {
   constructor(ref: Reference, options: RegistryOptions = {}) {
     this.reference = ref;
     this.client = new RegistryClient(ref.domain, options);
-    const tag = ref.tag ? `:${ref.tag}` : '';
-    const digest = ref.digest ? `@${ref.digest}` : '';
-    this.displayName = `docker://${ref.domain}/${ref.path}${tag}${digest}`;
+    this.displayName = registryDisplayName(ref);
   }
 
   /** By digest when the reference has one (it pins the content), else by tag, else `latest`. */

@@ -6,13 +6,9 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CliContext } from '../cli/context.ts';
-import { debugTreeOrigin } from '../cli/image-tree-command.ts';
 import { isImgxError } from '../errors.ts';
-import { writeDirectory } from '../export/dir-writer.ts';
 import { parseDigest } from '../image/digest.ts';
 import { resolveImage, type ResolvedImage } from '../image/resolve.ts';
-import { emitTree } from '../layers/emit.ts';
-import { openImageTree } from '../layers/image-tree.ts';
 import type { Warnings } from '../warnings.ts';
 
 export interface ImageRootfs {
@@ -43,6 +39,14 @@ export async function imageRootfs(ctx: CliContext, image: string, warnings: Warn
   const dir = rootfsCachePath(ctx.cache.root, resolved.manifest.digest, asRoot);
   if (await isDir(dir)) return { image: resolved, dir, extracted: false };
 
+  // The flatten stage and the writer are loaded only when there is something to extract: a run of a
+  // cached image starts without them.
+  const [{ debugTreeOrigin }, { writeDirectory }, { emitTree }, { openImageTree }] = await Promise.all([
+    import('../cli/image-tree-command.ts'),
+    import('../export/dir-writer.ts'),
+    import('../layers/emit.ts'),
+    import('../layers/image-tree.ts'),
+  ]);
   const it = await openImageTree(ctx, image, { warnings, spool: true });
   // The tag may have moved since it was resolved above: the tree is the one to key by.
   const target = rootfsCachePath(ctx.cache.root, it.image.manifest.digest, asRoot);

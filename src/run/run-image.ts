@@ -47,11 +47,15 @@ export interface RunResult {
 }
 
 export async function runImage(ctx: CliContext, opts: RunOptions): Promise<RunResult> {
+  // Under --debug: milliseconds since the process started, per phase (start-up cost is what `run` is judged on).
+  const phase = (what: string) => ctx.debug && process.stderr.write(`debug: run: ${what} at ${performance.now().toFixed(0)} ms\n`);
+  phase('command parsed');
   const asRoot = process.geteuid?.() === 0;
   const runtime = await chooseRuntime(opts.runtime, asRoot);
   if (opts.init && runtime.name !== 'native') throw new RunError('IMGX_RUNTIME_UNAVAILABLE', '--init needs the native runtime (--runtime native)');
   const rootfs = await imageRootfs(ctx, opts.image, opts.warnings, asRoot);
   opts.warnings.flush();
+  phase(rootfs.extracted ? 'image extracted' : 'cached rootfs found');
   const config = rootfs.image.config;
 
   const id = randomBytes(6).toString('hex');
@@ -71,6 +75,7 @@ export async function runImage(ctx: CliContext, opts: RunOptions): Promise<RunRe
   }
   if (userNamespace) user.additionalGids = user.additionalGids.filter((g) => userNamespace.maps(0, g));
 
+  phase('bundle checked');
   const run = await createRunDir(ctx.cache.root, { id, hostname, net: opts.net, lower: rootfs.dir, writable: asRoot ? 'overlay' : 'copy' });
   let kept = false;
   try {
@@ -93,7 +98,9 @@ export async function runImage(ctx: CliContext, opts: RunOptions): Promise<RunRe
       ...(run.overlay && runtime.name === 'native' ? { overlay: run.overlay } : {}),
     });
     await writeFile(join(run.path, 'config.json'), JSON.stringify(spec, null, 2));
+    phase(`run directory ready, starting ${runtime.name}`);
     const status = runtime.name === 'runc' ? await runWithRunc(runtime.path, run) : await runWithNative(run, { init: opts.init });
+    phase(`container exited (${status})`);
     if (opts.keep) {
       kept = true;
       opts.notice(`kept run ${id}: ${run.path} (bundle config.json, ${run.overlay ? 'writable layer upper/' : 'rootfs/'})`);
@@ -101,6 +108,7 @@ export async function runImage(ctx: CliContext, opts: RunOptions): Promise<RunRe
     return { status, runtime: runtime.name, id, ...(kept ? { kept: run.path } : {}) };
   } finally {
     if (!kept) await run.remove().catch(() => {});
+    phase('cleaned up');
   }
 }
 
