@@ -73,7 +73,8 @@ export async function runImage(ctx: CliContext, opts: RunOptions): Promise<RunRe
       `running as uid ${user.uid} gid ${user.gid} without root needs subordinate ids: add a range for this user to /etc/subuid and /etc/subgid (and install uidmap)`,
     );
   }
-  if (userNamespace) user.additionalGids = user.additionalGids.filter((g) => userNamespace.maps(0, g));
+  // A namespace of the caller's id alone denies setgroups(): supplementary groups cannot be set there.
+  if (userNamespace) user.additionalGids = userNamespace.gidMappings.length === 1 ? [] : user.additionalGids.filter((g) => userNamespace.maps(0, g));
 
   phase('bundle checked');
   const run = await createRunDir(ctx.cache.root, { id, hostname, net: opts.net, lower: rootfs.dir, writable: asRoot ? 'overlay' : 'copy' });

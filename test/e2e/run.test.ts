@@ -273,6 +273,18 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     });
   }
 
+  test('runc: -t gives the container a terminal of its own; --read-only makes / read-only', async () => {
+    // `script` (util-linux) gives imgx a terminal, as a person's shell would.
+    const line = [NODE_BIN, IMGX_BIN, 'run', '--runtime', 'runc', '-t', ref, 'sh', '-c', "'tty; echo $TERM; exit 5'"].join(' ');
+    const r = spawnSync('script', ['-qec', line, '/dev/null'], { encoding: 'utf8', env: { ...process.env, IMGX_CACHE: cache }, timeout: 60_000 });
+    assert.is(r.status, 5, r.stderr);
+    assert.match(r.stdout, /\/dev\/pts\/0\r?\n/);
+    assert.match(r.stdout, /xterm/);
+    const ro = await runImgx(['run', '--read-only', ref, 'touch', '/x'], { env: { IMGX_CACHE: cache }, timeoutMs: LONG });
+    assert.is(ro.code, 1);
+    assert.match(ro.stderr, /Read-only file system/);
+  });
+
   test('--runtime runc without runc on PATH: one line, status 15', async () => {
     const r = await runImgx(['run', '--runtime', 'runc', ref, 'true'], { env: { IMGX_CACHE: cache, PATH: '/nonexistent' }, timeoutMs: LONG });
     assert.is(r.code, 15);
