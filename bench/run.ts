@@ -7,8 +7,8 @@
 // rounds whose order reverses every round: imgx --runtime runc, imgx --runtime native (when
 // native/build/imgx-run exists or `sh native/build.sh` builds it, and an untimed first run works;
 // otherwise the row is skipped with a note), `runc --root STATE run --bundle BUNDLE ID`, and a
-// reference row, `node --max-semi-space-size=2 bin/imgx.js --version`: the bare start-up of Node
-// and the CLI, to say how much of the overhead it is. Each side runs once untimed first (page
+// reference row, `node --max-semi-space-size=2 -e 0`: Node's bare start-up, the floor under any
+// imgx command, to say how much of the overhead it is. Each side runs once untimed first (page
 // cache, Node's compile cache); every timed run must exit 0.
 //
 //   node_modules/.bin/node bench/run.ts [--rounds N]      (default 20, or IMGX_BENCH_ROUNDS)
@@ -61,12 +61,12 @@ const overlayMounts = () =>
   );
 const listDir = (d: string) => (existsSync(d) ? readdirSync(d) : []);
 
-type Side = 'imgx-runc' | 'imgx-native' | 'runc' | 'node-version';
+type Side = 'imgx-runc' | 'imgx-native' | 'runc' | 'node-start';
 const LABEL: Record<Side, string> = {
   'imgx-runc': 'imgx run --runtime runc',
   'imgx-native': 'imgx run --runtime native',
   runc: 'runc run (prepared bundle)',
-  'node-version': 'imgx --version (Node + CLI start)',
+  'node-start': 'node -e 0 (Node start-up alone)',
 };
 interface Sample {
   round: number;
@@ -119,7 +119,8 @@ try {
   let runcIds = 0;
   const runcRun = () => measure('runc', ['--root', runcState, 'run', '--bundle', bundle, `imgx-bench-${process.pid}-${runcIds++}`], { cwd: bundle });
 
-  const versionRun = () => measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, '--version'], { cwd: REPO_ROOT, env: imgxEnv });
+  // The floor under any imgx command: starting Node itself, no module of ours loaded.
+  const nodeStartRun = () => measure(NODE_BIN, ['--max-semi-space-size=2', '-e', '0'], { cwd: REPO_ROOT, env: imgxEnv });
 
   const ok = (side: Side, m: Measurement) => {
     if (m.code !== 0) throw new Error(`${LABEL[side]} exited ${m.code}: ${(m.stderr.trim() || m.stdout.trim()).split('\n').slice(-5).join(' | ')}`);
@@ -132,9 +133,9 @@ try {
   process.stderr.write('bench: warm-up: imgx run (pull + extract into a fresh cache)\n');
   warmup['imgx-runc (pull + extract + run)'] = ms(ok('imgx-runc', await imgxRun('runc')).wallS);
   warmup['runc'] = ms(ok('runc', await runcRun()).wallS);
-  warmup['node-version'] = ms(ok('node-version', await versionRun()).wallS);
+  warmup['node-start'] = ms(ok('node-start', await nodeStartRun()).wallS);
 
-  const sides: Side[] = ['imgx-runc', 'imgx-native', 'runc', 'node-version'];
+  const sides: Side[] = ['imgx-runc', 'imgx-native', 'runc', 'node-start'];
   const nativeBin = join(REPO_ROOT, 'native', 'build', 'imgx-run');
   if (!existsSync(nativeBin)) {
     process.stderr.write('bench: native/build/imgx-run is missing: sh native/build.sh\n');
@@ -157,7 +158,7 @@ try {
     'imgx-runc': () => imgxRun('runc'),
     'imgx-native': () => imgxRun('native'),
     runc: runcRun,
-    'node-version': versionRun,
+    'node-start': nodeStartRun,
   };
   const samples: Sample[] = [];
   for (let round = 1; round <= rounds; round++) {
@@ -185,7 +186,7 @@ try {
   };
   const sums = Object.fromEntries(sides.map((s) => [s, summary(s)])) as Partial<Record<Side, ReturnType<typeof summary>>>;
   const runc = sums.runc!;
-  const nodeStart = sums['node-version']!;
+  const nodeStart = sums['node-start']!;
 
   process.stdout.write(
     `\nimgx run vs runc run — start-up of \`true\` in Debian bookworm (${image.name}: ${image.layers.length} layers, ${(image.uncompressedSize / 2 ** 20).toFixed(0)} MiB), image cached, ${rounds} rounds\n\n`,
@@ -210,7 +211,7 @@ try {
     overheads[side] = { overheadMs, ratio, goalMet, nodeStartShare };
     process.stdout.write(
       `${LABEL[side]}: overhead ${overheadMs.toFixed(0)} ms over runc (goal ≤ ${GOAL_OVERHEAD_MS} ms: ${goalMet ? 'met' : 'not met'}), ratio ${ratio.toFixed(2)}; ` +
-        `Node + CLI start-up (${nodeStart.medianWallMs.toFixed(0)} ms) is ${overheadMs > 0 ? `${Math.round(nodeStartShare * 100)}% of it` : 'more than all of it'}\n`,
+        `Node's own start-up (${nodeStart.medianWallMs.toFixed(0)} ms) is ${overheadMs > 0 ? `${Math.round(nodeStartShare * 100)}% of it` : 'more than all of it'}\n`,
     );
   }
   process.stdout.write(`peak RSS: whole process tree sampled every 25 ms, and the largest single process (GNU time %M)\n`);
