@@ -15,7 +15,7 @@ import { skopeoCopy } from '../helpers/skopeo.ts';
 import { removeTempDir, tempDir } from '../helpers/tempdir.ts';
 import { requireRoot, requireTools } from '../helpers/tools.ts';
 
-const TOOLS = [...DEBIAN_IMAGE_TOOLS, 'skopeo', 'docker-registry', 'runc', 'cc', 'setpriv', 'useradd', 'newuidmap', 'newgidmap'];
+const TOOLS = [...DEBIAN_IMAGE_TOOLS, 'skopeo', 'docker-registry', 'runc', 'cc', 'setpriv', 'useradd', 'newuidmap', 'newgidmap', 'script', 'umoci'];
 const LONG = 10 * 60_000;
 const TEST_USER = 'imgx-run-test';
 const SUBID_START = 300000;
