@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { debianImage, FIXTURE_ROOT, ociRef, type DebianImage } from '../test/fixtures/debian-image.ts';
 import { diffTrees } from '../test/helpers/tree-compare.ts';
-import { formatTable, measure, median, type Measurement } from './lib/measure.ts';
+import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
@@ -32,14 +32,6 @@ const GOAL_RATIO = 0.5;
 const GOAL_RSS_MIB = 200;
 const MiB = 1024 * 1024;
 const mib = (kib: number) => Math.round(kib / 102.4) / 10;
-
-const version = (cmd: string, args: string[]) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
-  } catch {
-    return 'unknown';
-  }
-};
 
 type Tool = 'imgx' | 'peer';
 interface Run {
@@ -216,9 +208,9 @@ try {
     machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
     versions: {
       node: process.version,
-      skopeo: version('skopeo', ['--version']),
-      umoci: version('umoci', ['--version']),
-      registry: version('/usr/bin/docker-registry', ['--version']),
+      skopeo: toolVersion('skopeo', ['--version']),
+      umoci: toolVersion('umoci', ['--version']),
+      registry: toolVersion('/usr/bin/docker-registry', ['--version']),
     },
     rounds,
     images: results,

@@ -8,20 +8,12 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BENCH_ROOT, benchImage } from './lib/image.ts';
-import { formatTable, measure, median, type Measurement } from './lib/measure.ts';
+import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
 const rounds = Number(values.rounds ?? process.env.IMGX_BENCH_ROUNDS ?? 3);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a positive integer, got ${values.rounds}`);
-
-const version = (cmd: string, args: string[]) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
-  } catch {
-    return 'unknown';
-  }
-};
 
 const image = await benchImage();
 const MiB = 1024 * 1024;
@@ -132,8 +124,8 @@ try {
     machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
     versions: {
       node: process.version,
-      skopeo: version('skopeo', ['--version']),
-      registry: version('/usr/bin/docker-registry', ['--version']),
+      skopeo: toolVersion('skopeo', ['--version']),
+      registry: toolVersion('/usr/bin/docker-registry', ['--version']),
     },
     image: {
       userland: image.userland,

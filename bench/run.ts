@@ -24,7 +24,7 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
-import { formatTable, measure, median, type Measurement } from './lib/measure.ts';
+import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
@@ -43,14 +43,6 @@ const ms = (s: number) => s * 1000;
 const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-
-const version = (cmd: string, args: string[], opts: { cwd?: string } = {}) => {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], ...opts }).trim().split('\n')[0]!;
-  } catch {
-    return 'unknown';
-  }
 };
 
 const overlayMounts = () =>
@@ -231,11 +223,11 @@ try {
     machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
     versions: {
       node: process.version,
-      imgx: version(NODE_BIN, [IMGX_BIN, '--version'], { cwd: REPO_ROOT }),
-      runc: version('runc', ['--version']),
-      umoci: version('umoci', ['--version']),
-      skopeo: version('skopeo', ['--version']),
-      registry: version('/usr/bin/docker-registry', ['--version']),
+      imgx: toolVersion(NODE_BIN, [IMGX_BIN, '--version'], { cwd: REPO_ROOT }),
+      runc: toolVersion('runc', ['--version']),
+      umoci: toolVersion('umoci', ['--version']),
+      skopeo: toolVersion('skopeo', ['--version']),
+      registry: toolVersion('/usr/bin/docker-registry', ['--version']),
     },
     image: { name: image.name, manifest: image.manifestDigest, layers: image.layers.length, compressedBytes: image.compressedSize, uncompressedBytes: image.uncompressedSize },
     rounds,

@@ -1,7 +1,7 @@
 // Runs one command and measures its whole process tree: wall time, and peak RSS two ways:
 // GNU time's %M (largest single process, from wait4 rusage) and the peak of the summed RSS of
 // every live process in the tree, sampled from /proc (catches helpers running side by side).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -142,4 +142,13 @@ export function formatTable(header: string[], rows: (string | number)[][]): stri
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** The first line a tool prints for its version, for the results file ('unknown' when it cannot say). */
+export function toolVersion(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], ...opts }).trim().split('\n')[0]!;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -149,14 +149,14 @@ export class RegistryClient {
     return { kind, what, byDigest };
   }
 
-  /** A manifest or index by tag or digest: capped, and verified when asked for by digest. */
-  async getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<ManifestBlob> {
+  /** GET or HEAD of /v2/REPO/manifests/REF, with every manifest type accepted; a non-200 answer throws. */
+  private async manifestRequest(method: 'GET' | 'HEAD', repo: string, reference: string, signal?: AbortSignal) {
     checkRepo(repo);
     const byDigest = checkTagOrDigest(reference);
     const what = this.display(repo, reference);
     const ctx = this.ctx('manifest', what, byDigest);
     const res = await this.call({
-      method: 'GET',
+      method,
       url: this.url(`/v2/${repo}/manifests/${reference}`),
       scope: pullScope(repo),
       headers: { accept: ACCEPT_MANIFESTS.join(', ') },
@@ -164,6 +164,12 @@ export class RegistryClient {
       signal,
     });
     if (res.status !== 200) throw await this.fail(res, ctx);
+    return { res, byDigest, what };
+  }
+
+  /** A manifest or index by tag or digest: capped, and verified when asked for by digest. */
+  async getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<ManifestBlob> {
+    const { res, byDigest, what } = await this.manifestRequest('GET', repo, reference, signal);
     const bytes = await readManifestBody(res, what);
 
     let digest: string;
@@ -183,18 +189,7 @@ export class RegistryClient {
 
   /** Digest, media type and size of a manifest, without its body. */
   async headManifest(repo: string, reference: string, signal?: AbortSignal): Promise<ManifestHead> {
-    checkRepo(repo);
-    const byDigest = checkTagOrDigest(reference);
-    const ctx = this.ctx('manifest', this.display(repo, reference), byDigest);
-    const res = await this.call({
-      method: 'HEAD',
-      url: this.url(`/v2/${repo}/manifests/${reference}`),
-      scope: pullScope(repo),
-      headers: { accept: ACCEPT_MANIFESTS.join(', ') },
-      ctx,
-      signal,
-    });
-    if (res.status !== 200) throw await this.fail(res, ctx);
+    const { res } = await this.manifestRequest('HEAD', repo, reference, signal);
     await discard(res.body);
     const d = header(res.headers, 'docker-content-digest');
     const len = header(res.headers, 'content-length');

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTools } from '../helpers/tools.ts';
+import type { ImageDescription } from '../../src/image/describe.ts';
 
 if (requireTools(test, ['docker-registry', 'skopeo', 'htpasswd', 'openssl'])) {
   const { startRegistry, freePort } = await import('../helpers/registry.ts');
@@ -21,33 +22,8 @@ if (requireTools(test, ['docker-registry', 'skopeo', 'htpasswd', 'openssl'])) {
 
   // ---- the inspect --json contract ------------------------------------------------------------
 
-  interface Description {
-    reference: string;
-    source: string;
-    digest: string;
-    mediaType: string;
-    platforms?: { os: string; architecture: string; variant?: string; digest: string }[];
-    manifest: { digest: string; mediaType: string; size: number };
-    platform: { os: string; architecture: string; variant?: string };
-    config: {
-      digest: string;
-      mediaType: string;
-      size: number;
-      entrypoint: string[];
-      cmd: string[];
-      env: string[];
-      user: string;
-      workingDir: string;
-      exposedPorts: string[];
-      volumes: string[];
-      labels: Record<string, string>;
-      created?: string;
-      author?: string;
-    };
-    layers: { digest: string; mediaType: string; size: number; diffId: string | null }[];
-    history: { created?: string; createdBy?: string; comment?: string; emptyLayer: boolean }[];
-    totalSize: number;
-  }
+  // The shape `inspect --json` documents (README); the assertions below check the values.
+  type Description = ImageDescription;
 
   interface RawManifest {
     mediaType?: string;

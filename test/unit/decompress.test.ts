@@ -8,18 +8,8 @@ import { buffer } from 'node:stream/consumers';
 import { constants, gzipSync, zstdCompressSync } from 'node:zlib';
 import { ImgxError } from '../../src/errors.ts';
 import { decompress, detectCompression } from '../../src/layers/decompress.ts';
+import { chunked } from '../helpers/chunked.ts';
 import { haveTool } from '../helpers/tools.ts';
-
-function chunked(buf: Buffer, size = 1 << 16): Readable {
-  let pos = 0;
-  return new Readable({
-    read() {
-      if (pos >= buf.length) return void this.push(null);
-      this.push(buf.subarray(pos, pos + size));
-      pos += size;
-    },
-  });
-}
 
 
 /** Compressible but not trivial: text-like data with some randomness. */

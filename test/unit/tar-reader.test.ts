@@ -12,19 +12,8 @@ import { readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
 import { BLOCK_SIZE, decodeHeader, encodeHeader, encodeNumber, encodePax, paddingFor } from '../../src/layers/tar-header.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { tempDir } from '../helpers/tempdir.ts';
+import { chunked } from '../helpers/chunked.ts';
 import { haveTool } from '../helpers/tools.ts';
-
-/** The buffer as a stream of `size`-byte chunks, so headers and data straddle chunk boundaries. */
-function chunked(buf: Buffer, size = 1 << 16): Readable {
-  let pos = 0;
-  return new Readable({
-    read() {
-      if (pos >= buf.length) return void this.push(null);
-      this.push(buf.subarray(pos, pos + size));
-      pos += size;
-    },
-  });
-}
 
 interface Read {
   entry: TarEntry;
