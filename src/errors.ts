@@ -36,6 +36,10 @@ export type ErrorCode =
   | 'IMGX_RUN_SETUP'
   | 'IMGX_EXEC_DENIED'
   | 'IMGX_EXEC_NOT_FOUND'
+  | 'IMGX_TOOL_MISSING'
+  | 'IMGX_TOOL_FAILED'
+  | 'IMGX_PROVISION_FAILED'
+  | 'IMGX_BOOT_FAILED'
   | 'IMGX_INTERRUPTED';
 
 export class ImgxError extends Error {
@@ -123,4 +127,11 @@ export class RunError extends ImgxError {
 
 export function isImgxError(e: unknown): e is ImgxError {
   return e instanceof ImgxError;
+}
+
+/** `to-disk` and `boot`: a host tool missing or failing, provisioning, a boot that did not get there. */
+export class DiskError extends ImgxError {
+  constructor(code: 'IMGX_TOOL_MISSING' | 'IMGX_TOOL_FAILED' | 'IMGX_PROVISION_FAILED' | 'IMGX_BOOT_FAILED', message: string) {
+    super(code, message);
+  }
 }

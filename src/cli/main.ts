@@ -48,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     .command(c.layersCommand)
     .command(c.diffCommand)
     .command(c.runCommand(run.command))
+    .command(c.toDiskCommand)
+    .command(c.bootCommand)
     .demandCommand(1, 'name a command; see imgx --help')
     .strict()
     .recommendCommands()

@@ -27,9 +27,11 @@ async function readAll(stream: Readable): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
-export async function runWithNative(run: RunDir, opts: { init?: boolean } = {}): Promise<number> {
+/** `output` 'stderr': no stdin, the container's stdout and stderr both to imgx's stderr (to-disk's provisioning). */
+export async function runWithNative(run: RunDir, opts: { init?: boolean; output?: 'inherit' | 'stderr' } = {}): Promise<number> {
   const args = [...(opts.init ? ['--init'] : []), '--report-fd', '3', run.path];
-  const child = spawn(nativeCorePath(), args, { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  const out = opts.output === 'stderr' ? 2 : 'inherit';
+  const child = spawn(nativeCorePath(), args, { stdio: [opts.output === 'stderr' ? 'ignore' : 'inherit', out, out, 'pipe'] });
   const report = readAll(child.stdio[3] as Readable).catch(() => '');
   const status = await waitForwardingSignals(child);
   const line = (await report).split('\n')[0] ?? '';

@@ -31,8 +31,8 @@ export interface RunDirOptions {
   net: NetworkMode;
   /** The cached, read-only tree. */
   lower: string;
-  /** Overlay (root) or copy (without root). */
-  writable: 'overlay' | 'copy';
+  /** Overlay (root) or copy (without root); `direct`: `lower` is the rootfs, written in place (to-disk's own copy). */
+  writable: 'overlay' | 'copy' | 'direct';
 }
 
 const LOOPBACK_HOSTS = `127.0.0.1\tlocalhost
@@ -64,6 +64,7 @@ export async function createRunDir(cacheRoot: string, opts: RunDirOptions): Prom
     await writeFile(etcFiles.hosts, `${hosts}${hosts.endsWith('\n') || hosts === '' ? '' : '\n'}127.0.1.1\t${opts.hostname}\n`);
     await writeFile(etcFiles.resolvConf, await hostFile('/etc/resolv.conf'));
     await writeFile(etcFiles.hostname, `${opts.hostname}\n`);
+    if (opts.writable === 'direct') return { id: opts.id, path, rootfs: opts.lower, etcFiles, remove };
     const rootfs = join(path, 'rootfs');
     if (opts.writable === 'overlay') {
       const overlay = { lower: opts.lower, upper: join(path, 'upper'), work: join(path, 'work') };

@@ -13,7 +13,8 @@ import type { RunDir } from './run-dir.ts';
 /** runc's state for imgx's containers, apart from anyone else's. */
 export const RUNC_STATE_ROOT = '/run/imgx/runc';
 
-export async function runWithRunc(runc: string, run: RunDir): Promise<number> {
+/** `output` 'stderr': no stdin, the container's stdout and stderr both to imgx's stderr (to-disk's provisioning). */
+export async function runWithRunc(runc: string, run: RunDir, output: 'inherit' | 'stderr' = 'inherit'): Promise<number> {
   const log = join(run.path, 'runc.log');
   const runcArgs = [runc, '--root', RUNC_STATE_ROOT, '--log', log, '--log-format', 'json', 'run', '--bundle', run.path, run.id];
   let cmd: string;
@@ -26,7 +27,7 @@ export async function runWithRunc(runc: string, run: RunDir): Promise<number> {
   } else {
     [cmd, ...args] = runcArgs as [string, ...string[]];
   }
-  const child = spawn(cmd, args, { stdio: 'inherit' });
+  const child = spawn(cmd, args, { stdio: output === 'stderr' ? ['ignore', 2, 2] : 'inherit' });
   let status: number;
   try {
     status = await waitForwardingSignals(child);

@@ -13,3 +13,5 @@ export { catCommand } from './cat.ts';
 export { layersCommand } from './layers.ts';
 export { diffCommand } from './diff.ts';
 export { runCommand } from './run.ts';
+export { toDiskCommand } from './to-disk.ts';
+export { bootCommand } from './boot.ts';

@@ -1,0 +1,227 @@
+// `imgx to-disk REF OUT`: image → cached root tree (the same one `imgx run` uses) → [kernel
+// provisioning in a copy] → partition table, ext4 root, ESP, GRUB → a sparse raw file (or qcow2),
+// written beside OUT under a temporary name and renamed into place only when complete.
+// No loop device, no mount, no daemon on the way (provisioning aside, which runs a container).
+import { randomBytes } from 'node:crypto';
+import { close, fsync, ftruncate, open } from 'node:fs';
+import { lstat, mkdtemp, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { CliContext } from '../cli/context.ts';
+import { ImgxError, UsageError } from '../errors.ts';
+import { removeTree } from '../export/remove-tree.ts';
+import { imageRootfs } from '../run/image-rootfs.ts';
+import type { Warnings } from '../warnings.ts';
+import { writeEsp } from './esp.ts';
+import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes } from './fs-size.ts';
+import { placeBiosBoot } from './grub-bios.ts';
+import { renderEarlyCfg, renderGrubCfg } from './grub-config.ts';
+import { grubBootSector, grubModulesDir, makeGrubImage } from './grub-image.ts';
+import { requireTool, runTool } from './host-tool.ts';
+import { findKernel, type FoundKernel } from './kernel.ts';
+import { formatSize, minimumDiskSize, SECTOR_SIZE, type BootMode, type DiskLayout, type TableType } from './layout.ts';
+import { makeGuid } from './guid.ts';
+import { Mke2fsBuilder } from './mke2fs-builder.ts';
+import { readOsRelease } from './os-release.ts';
+import { applyWrites, encodeMbrSector, partitionTableWrites, planLayout } from './partition-table.ts';
+import { provision, provisionPlan } from './provision.ts';
+import type { RootFsBuilder } from './rootfs-builder.ts';
+import type { SizeOption } from './size-option.ts';
+import { systemFiles } from './system-files.ts';
+
+export type DiskFormat = 'raw' | 'qcow2';
+
+export interface ToDiskOptions {
+  image: string;
+  out: string;
+  size: SizeOption;
+  format: DiskFormat;
+  boot: BootMode;
+  table: TableType;
+  espSize?: number;
+  /** 'auto': the image's kernel, or install one; 'none': the image's, or refuse. */
+  kernel: 'auto' | 'none';
+  hostname: string;
+  rootPassword?: string;
+  sshKey?: string;
+  cmdline?: string;
+  /** Makes GUIDs and the filesystem UUID reproducible. */
+  seed?: string;
+  force: boolean;
+  warnings: Warnings;
+  /** Progress and notes (stderr). */
+  notice(message: string): void;
+  builder?: RootFsBuilder;
+}
+
+export interface ToDiskResult {
+  out: string;
+  format: DiskFormat;
+  layout: DiskLayout;
+  rootUuid: string;
+  kernel: FoundKernel;
+  provisioned: boolean;
+  features: string[];
+  contentBytes: number;
+  minimumRootBytes: number;
+  seconds: number;
+}
+
+const openP = promisify(open);
+const closeP = promisify(close);
+const ftruncateP = promisify(ftruncate);
+const fsyncP = promisify(fsync);
+
+/** Host tools this run will call, checked before anything is pulled. */
+async function checkTools(opts: ToDiskOptions): Promise<void> {
+  if (opts.boot !== 'uefi') await grubModulesDir('i386-pc');
+  if (opts.boot !== 'bios') await grubModulesDir('x86_64-efi');
+  const tools: [string, string][] = [
+    ['mke2fs', 'e2fsprogs'],
+    ['debugfs', 'e2fsprogs'],
+    ['grub-mkimage', 'grub-common'],
+  ];
+  if (opts.boot !== 'bios') tools.push(['mformat', 'mtools']);
+  if (opts.format === 'qcow2') tools.push(['qemu-img', 'qemu-utils']);
+  for (const [tool, pkg] of tools) await requireTool(tool, pkg, 'to-disk');
+}
+
+async function checkOut(out: string, force: boolean): Promise<void> {
+  const st = await lstat(out).catch(() => undefined);
+  if (st?.isBlockDevice()) throw new ImgxError('IMGX_UNSUPPORTED', `${out} is a block device: writing to devices is not supported yet; write an image file and dd it`);
+  if (st && !force) throw new ImgxError('IMGX_DEST_EXISTS', `${out} exists (use --force to replace it)`);
+  if (st?.isDirectory()) throw new ImgxError('IMGX_DEST_EXISTS', `${out} is a directory`);
+  const dir = await lstat(dirname(out)).catch(() => undefined);
+  if (!dir?.isDirectory()) throw new ImgxError('IMGX_IO', `${dirname(out)} is not a directory`);
+}
+
+export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDiskResult> {
+  const t0 = performance.now();
+  if (process.geteuid?.() !== 0) {
+    throw new ImgxError('IMGX_UNSUPPORTED', 'to-disk needs root for now: the ext4 builder (mke2fs -d) copies owners from an extracted tree, which only root can make right');
+  }
+  if (opts.table === 'mbr' && opts.boot !== 'bios') throw new UsageError(`--table mbr needs --boot bios (got --boot ${opts.boot}): UEFI boot uses GPT`);
+  await checkOut(opts.out, opts.force);
+  await checkTools(opts);
+
+  const rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
+  opts.warnings.flush();
+  const arch = rootfs.image.config.architecture;
+  if (arch && arch !== 'amd64') throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
+
+  const work = await mkdtemp(join(ctx.cache.root, 'imgx-disk-'));
+  const partial = join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
+  const raw = opts.format === 'raw' ? partial : `${partial}.raw`;
+  let fd: number | undefined;
+  try {
+    let tree = rootfs.dir;
+    let kernel = await findKernel(tree);
+    let provisioned = false;
+    if (!kernel) {
+      const os = await readOsRelease(tree);
+      if (opts.kernel === 'none') throw new ImgxError('IMGX_UNSUPPORTED', `${opts.image} has no kernel in /boot (vmlinuz-*), and --kernel none forbids installing one`);
+      const plan = provisionPlan(os, { sshServer: opts.sshKey !== undefined });
+      opts.notice(`no kernel in ${opts.image}: installing ${plan.packages.join(' ')} into ${plan.distribution} (apt, host network)`);
+      tree = join(work, 'rootfs');
+      await runTool('cp', ['-a', '--reflink=auto', '--', rootfs.dir, tree], { packages: 'coreutils', purpose: "copying the image's tree for provisioning" });
+      await provision(ctx, tree, plan);
+      kernel = await findKernel(tree);
+      if (!kernel) throw new ImgxError('IMGX_PROVISION_FAILED', `installing ${plan.packages[0]} left no /boot/vmlinuz-* in the image`);
+      provisioned = true;
+    }
+    if (!kernel.initrd) opts.notice(`${kernel.kernel} has no initramfs beside it: the kernel must mount ext4 on virtio by itself`);
+
+    const rootUuid = makeGuid('rootfs', opts.seed).toLowerCase();
+    const system = await systemFiles(tree, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
+    for (const n of system.notes) opts.notice(n);
+    const grubCfg = await renderGrubCfg({ title: await menuTitle(tree), rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
+    const extras = [...system.extras];
+    for (const d of ['/boot', '/boot/grub']) if (!(await lstat(join(tree, d)).catch(() => undefined))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
+    extras.push({ type: 'file', path: '/boot/grub/grub.cfg', content: grubCfg, mode: 0o644, uid: 0, gid: 0 });
+
+    const usage = addExtras(await measureTree(tree), extras);
+    const minimum = minimumFsBytes(usage);
+    const base = { boot: opts.boot, table: opts.table, ...(opts.espSize ? { espSize: opts.espSize } : {}), ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
+    let layout: DiskLayout;
+    if (opts.size.kind === 'exact') {
+      const needed = minimumDiskSize(minimum, base);
+      if (opts.size.bytes < needed) {
+        throw new UsageError(`--size ${sizeText(opts.size.bytes)} is too small: ${sizeText(usage.bytes)} of files need a root filesystem of at least ${sizeText(minimum)}, a disk of at least ${sizeText(needed)}`);
+      }
+      layout = planLayout({ ...base, diskSize: opts.size.bytes });
+    } else {
+      layout = planLayout({ ...base, rootSize: opts.size.kind === 'auto' ? autoFsBytes(usage) : minimum + opts.size.bytes });
+    }
+    const root = layout.partitions.find((p) => p.role === 'root')!;
+    // The filesystem is a whole number of 4 KiB blocks (the partition is 1 MiB aligned, so it is).
+    const fsBytes = root.size;
+
+    // GRUB first: it is quick and fails on a broken host install before the long step.
+    const early = await renderEarlyCfg(rootUuid);
+    const [coreImg, efiImg, bootImg] = await Promise.all([
+      opts.boot !== 'uefi' ? makeGrubImage('i386-pc', early, work) : undefined,
+      opts.boot !== 'bios' ? makeGrubImage('x86_64-efi', early, work) : undefined,
+      opts.boot !== 'uefi' ? grubBootSector() : undefined,
+    ]);
+
+    fd = await openP(raw, 'wx', 0o644);
+    await ftruncateP(fd, layout.diskSize);
+    const writes = partitionTableWrites(layout);
+    let mbr = encodeMbrSector(layout);
+    if (coreImg && bootImg) {
+      const biosBoot = layout.partitions.find((p) => p.role === 'bios-boot');
+      // GPT: core.img fills the BIOS boot partition. MBR: the gap between the MBR and the first partition.
+      const coreLba = biosBoot ? biosBoot.firstLba : 1;
+      const room = biosBoot ? biosBoot.sectors : layout.partitions[0]!.firstLba - 1;
+      const placed = placeBiosBoot(bootImg, coreImg, mbr, coreLba, room);
+      mbr = placed.mbr;
+      applyWrites(fd, [{ offset: coreLba * SECTOR_SIZE, bytes: placed.core }]);
+    }
+    applyWrites(fd, [...writes.filter((w) => w.kind !== 'mbr'), { offset: 0, bytes: mbr }]);
+    await closeP(fd);
+    fd = undefined;
+
+    const builder = opts.builder ?? new Mke2fsBuilder();
+    await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work });
+    const esp = layout.partitions.find((p) => p.role === 'esp');
+    if (esp && efiImg) await writeEsp(raw, esp, efiImg, parseInt(makeGuid('esp', opts.seed).slice(0, 8), 16), work);
+
+    fd = await openP(raw, 'r+');
+    await fsyncP(fd);
+    await closeP(fd);
+    fd = undefined;
+    if (opts.format === 'qcow2') {
+      await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, partial], { packages: 'qemu-utils', purpose: 'writing the qcow2 image' });
+      await rm(raw, { force: true });
+    }
+    await rename(partial, opts.out);
+    return {
+      out: opts.out,
+      format: opts.format,
+      layout,
+      rootUuid,
+      kernel,
+      provisioned,
+      features: ['fstab by UUID', `hostname ${opts.hostname}`, ...system.features],
+      contentBytes: usage.bytes,
+      minimumRootBytes: minimum,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } catch (e) {
+    if (fd !== undefined) await closeP(fd).catch(() => {});
+    await rm(partial, { force: true }).catch(() => {});
+    await rm(raw, { force: true }).catch(() => {});
+    throw e;
+  } finally {
+    await removeTree(work).catch(() => {});
+  }
+}
+
+async function menuTitle(tree: string): Promise<string> {
+  return (await readOsRelease(tree))?.prettyName ?? 'Linux';
+}
+
+/** For messages: "1.2 GiB". */
+export function sizeText(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : formatSize(Math.ceil(bytes / 2 ** 20) * 2 ** 20);
+}
