@@ -49,7 +49,7 @@ export async function debugfsScript(extras: ExtraEntry[], workDir: string): Prom
 
 // debugfs says these for paths that are simply not there yet (rm before write, mkdir of an existing
 // directory): not failures. Anything else it prints on stderr is.
-const IGNORED = [/^debugfs \d/, /^rm: File not found by ext2_lookup/, /^mkdir: .*(exists|already)/i, /^Allocated inode/];
+const IGNORED = [/^debugfs \d/, /^rm: File not found by ext2_lookup/, /^(ext2fs_)?mkdir: .*already exists/i, /^Allocated inode/];
 
 export class Mke2fsBuilder implements RootFsBuilder {
   readonly name = 'mke2fs';

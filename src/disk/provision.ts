@@ -28,7 +28,7 @@ export function provisionPlan(os: OsRelease | undefined, opts: { sshServer: bool
   if (!os) throw new ImgxError('IMGX_UNSUPPORTED', 'the image has no kernel in /boot and no /etc/os-release to tell how to install one (imgx installs kernels into Debian and Ubuntu)');
   const kernel = KERNEL_PACKAGE[os.id];
   if (!kernel) throw new ImgxError('IMGX_UNSUPPORTED', `the image has no kernel in /boot, and imgx cannot install one into ${os.prettyName} (ID=${os.id || '?'}): it knows Debian and Ubuntu`);
-  const packages = [kernel, 'initramfs-tools', 'systemd-sysv', 'udev', 'dbus', ...(opts.sshServer ? ['openssh-server'] : [])];
+  const packages = [kernel, 'initramfs-tools', 'systemd-sysv', 'udev', 'dbus', 'iproute2', ...(opts.sshServer ? ['openssh-server'] : [])];
   // systemd-resolved is its own package from bookworm and jammy on; older releases have it in systemd.
   const script = `set -eu
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=${DEFAULT_PATH}

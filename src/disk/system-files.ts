@@ -30,14 +30,25 @@ export function checkHostname(name: string): void {
   if (!HOSTNAME.test(name)) throw new UsageError(`--hostname "${name}" is not a hostname (lowercase letters, digits and -, at most 63)`);
 }
 
-/** A hostname from an image reference: "registry/library/debian:12" → "debian". */
+/**
+ * A hostname from an image argument: "registry/library/debian:12" → "debian"; for a local layout or
+ * archive ("oci:DIR:TAG") the tag, else the file's name.
+ */
 export function hostnameFromImage(ref: string): string {
-  const last = ref.replace(/[@:][^/]*$/, '').split('/').pop() ?? '';
+  const transport = /^(oci|oci-archive|docker-archive):(.*)$/.exec(ref);
+  let last: string;
+  if (transport) {
+    const [path, tag] = transport[2]!.split(':');
+    last = tag && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tag) ? tag : (path ?? '').replace(/\/+$/, '').split('/').pop()!.replace(/\.(tar|tgz|tar\.gz)$/, '');
+  } else {
+    last = ref.replace(/^docker:\/\//, '').replace(/@.*$/, '').replace(/:[^/]*$/, '').split('/').pop() ?? '';
+  }
   const name = last.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
   return name || 'localhost';
 }
 
-async function exists(root: string, path: string): Promise<boolean> {
+/** Whether `path` (absolute, in the image) exists, its parents resolved inside the tree. */
+export async function existsInRoot(root: string, path: string): Promise<boolean> {
   const slash = path.lastIndexOf('/');
   const parent = await resolveInRoot(root, path.slice(0, slash) || '/');
   if (!parent) return false;
@@ -66,7 +77,7 @@ export async function systemFiles(root: string, opts: SystemOptions): Promise<Sy
   const file = (path: string, content: string, mode = 0o644, gid = 0) => extras.push({ type: 'file', path, content, mode, uid: 0, gid });
   const dirs = new Set<string>();
   const ensureDir = async (path: string, mode = 0o755) => {
-    if (dirs.has(path) || (await exists(root, path))) return;
+    if (dirs.has(path) || (await existsInRoot(root, path))) return;
     const parent = path.slice(0, path.lastIndexOf('/'));
     if (parent) await ensureDir(parent);
     dirs.add(path);

@@ -27,7 +27,7 @@ import { applyWrites, encodeMbrSector, partitionTableWrites, planLayout } from '
 import { provision, provisionPlan } from './provision.ts';
 import type { RootFsBuilder } from './rootfs-builder.ts';
 import type { SizeOption } from './size-option.ts';
-import { systemFiles } from './system-files.ts';
+import { existsInRoot, systemFiles } from './system-files.ts';
 
 export type DiskFormat = 'raw' | 'qcow2';
 
@@ -62,6 +62,8 @@ export interface ToDiskResult {
   kernel: FoundKernel;
   provisioned: boolean;
   features: string[];
+  /** Worth knowing about the result (no way to log in, no sshd …), said after it is written. */
+  notes: string[];
   contentBytes: number;
   minimumRootBytes: number;
   seconds: number;
@@ -133,10 +135,9 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
 
     const rootUuid = makeGuid('rootfs', opts.seed).toLowerCase();
     const system = await systemFiles(tree, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
-    for (const n of system.notes) opts.notice(n);
     const grubCfg = await renderGrubCfg({ title: await menuTitle(tree), rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
     const extras = [...system.extras];
-    for (const d of ['/boot', '/boot/grub']) if (!(await lstat(join(tree, d)).catch(() => undefined))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
+    for (const d of ['/boot', '/boot/grub']) if (!(await existsInRoot(tree, d))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
     extras.push({ type: 'file', path: '/boot/grub/grub.cfg', content: grubCfg, mode: 0o644, uid: 0, gid: 0 });
 
     const usage = addExtras(await measureTree(tree), extras);
@@ -203,6 +204,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
       kernel,
       provisioned,
       features: ['fstab by UUID', `hostname ${opts.hostname}`, ...system.features],
+      notes: system.notes,
       contentBytes: usage.bytes,
       minimumRootBytes: minimum,
       seconds: (performance.now() - t0) / 1000,

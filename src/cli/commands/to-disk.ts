@@ -106,7 +106,7 @@ export const toDiskCommand: CommandModule<GlobalArgs, Args> = {
       warnings,
       notice,
     });
-    const root = r.layout.partitions.find((p) => p.role === 'root')!;
+    for (const n of r.notes) notice(n);
     let verified: { seconds: number; firmware: string } | undefined;
     if (argv.verify) {
       const { bootDisk } = await import('../../disk/qemu-boot.ts');
