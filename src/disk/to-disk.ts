@@ -99,6 +99,8 @@ async function checkOut(out: string, force: boolean): Promise<void> {
 
 export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDiskResult> {
   const t0 = performance.now();
+  // Under --debug: seconds since the start, per phase (where a slow run spends its time).
+  const phase = (what: string) => ctx.debug && process.stderr.write(`debug: to-disk: ${what} at ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
   if (process.geteuid?.() !== 0) {
     throw new ImgxError('IMGX_UNSUPPORTED', 'to-disk needs root for now: the ext4 builder (mke2fs -d) copies owners from an extracted tree, which only root can make right');
   }
@@ -108,6 +110,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
 
   const rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
   opts.warnings.flush();
+  phase(rootfs.extracted ? 'image extracted' : 'cached tree found');
   const arch = rootfs.image.config.architecture;
   if (arch && arch !== 'amd64') throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
 
@@ -130,6 +133,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
       kernel = await findKernel(tree);
       if (!kernel) throw new ImgxError('IMGX_PROVISION_FAILED', `installing ${plan.packages[0]} left no /boot/vmlinuz-* in the image`);
       provisioned = true;
+      phase('kernel installed');
     }
     if (!kernel.initrd) opts.notice(`${kernel.kernel} has no initramfs beside it: the kernel must mount ext4 on virtio by itself`);
 
@@ -142,6 +146,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
 
     const usage = addExtras(await measureTree(tree), extras);
     const minimum = minimumFsBytes(usage);
+    phase(`tree measured (${usage.inodes} inodes)`);
     const base = { boot: opts.boot, table: opts.table, ...(opts.espSize ? { espSize: opts.espSize } : {}), ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
     let layout: DiskLayout;
     if (opts.size.kind === 'exact') {
@@ -165,6 +170,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
       opts.boot !== 'uefi' ? grubBootSector() : undefined,
     ]);
 
+    phase('GRUB images built');
     fd = await openP(raw, 'wx', 0o644);
     await ftruncateP(fd, layout.diskSize);
     const writes = partitionTableWrites(layout);
@@ -184,13 +190,16 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
 
     const builder = opts.builder ?? new Mke2fsBuilder();
     await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work });
+    phase(`root filesystem built (${builder.name})`);
     const esp = layout.partitions.find((p) => p.role === 'esp');
     if (esp && efiImg) await writeEsp(raw, esp, efiImg, parseInt(makeGuid('esp', opts.seed).slice(0, 8), 16), work);
 
+    phase('ESP written');
     fd = await openP(raw, 'r+');
     await fsyncP(fd);
     await closeP(fd);
     fd = undefined;
+    phase('disk synced');
     if (opts.format === 'qcow2') {
       await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, partial], { packages: 'qemu-utils', purpose: 'writing the qcow2 image' });
       await rm(raw, { force: true });
