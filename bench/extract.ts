@@ -15,17 +15,17 @@ import { existsSync, mkdirSync, renameSync, rmSync, statfsSync, writeFileSync } 
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, FIXTURE_ROOT, ociRef, type DebianImage } from '../test/fixtures/debian-image.ts';
 import { diffTrees } from '../test/helpers/tree-compare.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
-const rounds = Number(values.rounds ?? process.env.IMGX_BENCH_ROUNDS ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a positive integer, got ${values.rounds}`);
+const rounds = roundsOption(values.rounds, 3);
 const sizes = (values.sizes ?? '200,700').split(',').map((s) => s.trim());
 for (const s of sizes) if (!['200', '700'].includes(s)) throw new Error(`--sizes: 200 and/or 700, got ${s}`);
-if (process.getuid?.() !== 0) throw new Error('bench/extract.ts needs root: umoci unpack restores owners and device nodes only as root');
+requireRoot('bench/extract.ts', 'umoci unpack restores owners and device nodes only as root');
 
 /** Goals from the issue. */
 const GOAL_RATIO = 0.5;

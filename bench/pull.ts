@@ -7,13 +7,13 @@ import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { roundsOption } from './lib/options.ts';
 import { BENCH_ROOT, benchImage } from './lib/image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
-const rounds = Number(values.rounds ?? process.env.IMGX_BENCH_ROUNDS ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a positive integer, got ${values.rounds}`);
+const rounds = roundsOption(values.rounds, 3);
 
 const image = await benchImage();
 const MiB = 1024 * 1024;

@@ -23,17 +23,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
-const rounds = Number(values.rounds ?? process.env.IMGX_BENCH_ROUNDS ?? 20);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a positive integer, got ${values.rounds}`);
-if (process.getuid?.() !== 0) {
-  process.stderr.write('bench/run.ts needs root: runc (both the peer and `imgx run --runtime runc`) runs containers only as root here\n');
-  process.exit(1);
-}
+const rounds = roundsOption(values.rounds, 20);
+requireRoot('bench/run.ts', 'runc (both the peer and `imgx run --runtime runc`) runs containers only as root here');
 
 /** Goal from the issue: imgx run at most this much slower than runc run, median against median. */
 const GOAL_OVERHEAD_MS = 300;

@@ -28,17 +28,14 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
-const rounds = Number(values.rounds ?? process.env.IMGX_BENCH_ROUNDS ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds wants a positive integer, got ${values.rounds}`);
-if (process.getuid?.() !== 0) {
-  process.stderr.write('bench/to-disk.ts needs root: imgx to-disk and umoci unpack (owners, device nodes) run only as root\n');
-  process.exit(1);
-}
+const rounds = roundsOption(values.rounds, 3);
+requireRoot('bench/to-disk.ts', 'imgx to-disk and umoci unpack (owners, device nodes) run only as root');
 
 /** Goal from the issue: imgx at most 0.7× the peer's median wall time. */
 const GOAL_RATIO = 0.7;

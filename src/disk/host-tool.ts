@@ -1,6 +1,6 @@
 // The host programs to-disk drives (mke2fs, debugfs, grub-mkimage, mtools, qemu-img): a missing one
 // is one line naming the Debian package that has it; a failing one is its first error line.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { DiskError } from '../errors.ts';
 import { findOnPath } from '../run/runtime-choice.ts';
 
@@ -27,9 +27,18 @@ function reason(stderr: string, stdout: string): string {
   return lines.find((l) => /error|invalid|cannot|could not|no space|not found|too |fail/i.test(l)) ?? lines.at(-1) ?? 'no message';
 }
 
+/** Tools still running: an interrupted to-disk stops them before it removes their output. */
+const running = new Set<ChildProcess>();
+
+export function stopTools(): void {
+  for (const c of running) c.kill('SIGTERM');
+}
+
 export function runTool(cmd: string, args: string[], opts: ToolOptions): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => out.push(d));

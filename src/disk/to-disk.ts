@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { CliContext } from '../cli/context.ts';
 import { ImgxError, UsageError } from '../errors.ts';
+import { onInterrupt } from '../export/interrupt.ts';
 import { removeTree } from '../export/remove-tree.ts';
 import { imageRootfs } from '../run/image-rootfs.ts';
 import type { Warnings } from '../warnings.ts';
@@ -17,7 +18,7 @@ import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes } from '
 import { placeBiosBoot } from './grub-bios.ts';
 import { renderEarlyCfg, renderGrubCfg } from './grub-config.ts';
 import { grubBootSector, grubModulesDir, makeGrubImage } from './grub-image.ts';
-import { requireTool, runTool } from './host-tool.ts';
+import { requireTool, runTool, stopTools } from './host-tool.ts';
 import { findKernel, type FoundKernel } from './kernel.ts';
 import { formatSize, minimumDiskSize, SECTOR_SIZE, type BootMode, type DiskLayout, type TableType } from './layout.ts';
 import { makeGuid } from './guid.ts';
@@ -118,6 +119,17 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   const partial = join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
   const raw = opts.format === 'raw' ? partial : `${partial}.raw`;
   let fd: number | undefined;
+  const discard = async () => {
+    stopTools();
+    await Promise.all([rm(partial, { force: true }), rm(raw, { force: true })]).catch(() => {});
+    await removeTree(work).catch(() => {});
+  };
+  // ^C or SIGTERM: no half-written disk and no work directory stay behind.
+  let interrupted = false;
+  const unhook = onInterrupt(() => {
+    interrupted = true;
+    return discard();
+  });
   try {
     let tree = rootfs.dir;
     let kernel = await findKernel(tree);
@@ -220,10 +232,11 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     };
   } catch (e) {
     if (fd !== undefined) await closeP(fd).catch(() => {});
-    await rm(partial, { force: true }).catch(() => {});
-    await rm(raw, { force: true }).catch(() => {});
-    throw e;
+    await discard();
+    // A tool stopped by the interruption failed because of it: say that, not the tool's complaint.
+    throw interrupted ? new ImgxError('IMGX_INTERRUPTED', 'interrupted') : e;
   } finally {
+    unhook();
     await removeTree(work).catch(() => {});
   }
 }

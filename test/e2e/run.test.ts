@@ -12,6 +12,7 @@ import { DEBIAN_IMAGE_TOOLS, debianImage, ociRef, type DebianImage } from '../fi
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, runImgx, type ImgxOptions, type ImgxResult } from '../helpers/imgx.ts';
 import { startRegistry, type Registry } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
+import { mountTable } from '../helpers/host-state.ts';
 import { removeTempDir, tempDir } from '../helpers/tempdir.ts';
 import { requireRoot, requireTools } from '../helpers/tools.ts';
 
@@ -41,15 +42,6 @@ function statIsLink(p: string): boolean {
 function lstatLine(p: string, rel: string): string {
   const st = spawnSync('stat', ['-c', '%F %a %u:%g %s %Y', p], { encoding: 'utf8' }).stdout.trim();
   return `${rel} ${st}`;
-}
-
-function mountTable(): string {
-  // Mount ids and peer groups change with any mount anywhere: compare what is mounted where.
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ').slice(4, 5).join(' '))
-    .sort()
-    .join('\n');
 }
 
 function ensureTestUser(): { uid: number; gid: number } {

@@ -7,14 +7,15 @@
 // device or mount on the way. Bad input: one line, its exit status, nothing left behind.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuArgs } from '../../src/disk/qemu-boot.ts';
 import { DEBIAN_IMAGE_TOOLS, debianImage, ociRef } from '../fixtures/debian-image.ts';
-import { runImgx, type ImgxResult } from '../helpers/imgx.ts';
+import { IMGX_BIN, NODE_BIN, runImgx, type ImgxResult } from '../helpers/imgx.ts';
 import { startRegistry, type Registry } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
+import { loopDevices, mountTable } from '../helpers/host-state.ts';
 import { removeTempDir, tempDir } from '../helpers/tempdir.ts';
 import { requireRoot, requireTools } from '../helpers/tools.ts';
 import { snapshotTree, diffSnapshots } from '../helpers/tree-compare.ts';
@@ -43,26 +44,6 @@ const LONG = 15 * 60_000;
 const ROOT_PASSWORD = 'imgx-test-password';
 /** What to-disk adds to the tree (compared on their own, not against the image). */
 const EXTRAS = ['etc/fstab', 'etc/hostname', 'etc/hosts', 'etc/machine-id', 'etc/shadow', 'etc/systemd/network', 'etc/systemd/system', 'boot/grub', 'lost+found'];
-
-function mountTable(): string {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ').slice(4, 5).join(' '))
-    .sort()
-    .join('\n');
-}
-
-/** Every loop device and what backs it. */
-function loopDevices(): string {
-  const devices = readdirSync('/sys/block').filter((n) => n.startsWith('loop'));
-  return devices
-    .map((d) => {
-      const f = `/sys/block/${d}/loop/backing_file`;
-      return `${d}=${existsSync(f) ? readFileSync(f, 'utf8').trim() : ''}`;
-    })
-    .sort()
-    .join(' ');
-}
 
 interface DiskJson {
   out: string;
@@ -282,6 +263,24 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     assert.ok(['running', 'degraded'].includes(lines[2]!), said);
   });
 
+  test('interrupted while the filesystem is written: exit 130, no partial disk, no work directory, no tool left running', async () => {
+    const out = join(work, 'interrupted.img');
+    const child = spawn(NODE_BIN, [IMGX_BIN, 'to-disk', kernelRef, out], { env: { ...process.env, IMGX_CACHE: cache, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // The tree is cached by now: the partial disk appears within a second or two.
+    const deadline = Date.now() + 120_000;
+    while (!readdirSync(work).some((n) => n.startsWith('.interrupted.img.imgx-partial-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(Date.now() < deadline, 'the partial disk appeared');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    assert.is(await exited, 130, stderr);
+    assert.equal(readdirSync(work).filter((n) => n.includes('interrupted.img')), []);
+    assert.equal(readdirSync(cache).filter((n) => n.startsWith('imgx-disk-')), []);
+    assert.is(spawnSync('pgrep', ['-f', '[.]interrupted[.]img[.]imgx-partial']).status, 1, 'no tool is left writing the partial disk');
+  });
+
   test('bad input: one line, its exit status, nothing written', async () => {
     const existing = join(work, 'existing.img');
     writeFileSync(existing, 'keep me');
@@ -306,7 +305,6 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     assert.is(boot.code, 4, boot.stderr);
 
     assert.equal(readdirSync(work).filter((n) => /^(small|none|x)\.img|imgx-partial/.test(n)), []);
-    assert.ok(!existsSync(join(cache, 'imgx-disk-')), 'no work directory left');
     assert.equal(readdirSync(cache).filter((n) => n.startsWith('imgx-disk-')), []);
   });
 }
