@@ -13,6 +13,7 @@ import { onInterrupt } from '../export/interrupt.ts';
 import { removeTree } from '../export/remove-tree.ts';
 import { imageRootfs } from '../run/image-rootfs.ts';
 import type { Warnings } from '../warnings.ts';
+import { blockDevice, checkDeviceTarget } from './block-device.ts';
 import { writeEsp } from './esp.ts';
 import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes } from './fs-size.ts';
 import { placeBiosBoot } from './grub-bios.ts';
@@ -23,6 +24,7 @@ import { findKernel, type FoundKernel } from './kernel.ts';
 import { formatSize, minimumDiskSize, SECTOR_SIZE, type BootMode, type DiskLayout, type TableType } from './layout.ts';
 import { makeGuid } from './guid.ts';
 import { Mke2fsBuilder } from './mke2fs-builder.ts';
+import { NativeExt4Builder } from './native-ext4-builder.ts';
 import { readOsRelease } from './os-release.ts';
 import { applyWrites, encodeMbrSector, partitionTableWrites, planLayout } from './partition-table.ts';
 import { provision, provisionPlan } from './provision.ts';
@@ -91,7 +93,6 @@ async function checkTools(opts: ToDiskOptions): Promise<void> {
 
 async function checkOut(out: string, force: boolean): Promise<void> {
   const st = await lstat(out).catch(() => undefined);
-  if (st?.isBlockDevice()) throw new ImgxError('IMGX_UNSUPPORTED', `${out} is a block device: writing to devices is not supported yet; write an image file and dd it`);
   if (st && !force) throw new ImgxError('IMGX_DEST_EXISTS', `${out} exists (use --force to replace it)`);
   if (st?.isDirectory()) throw new ImgxError('IMGX_DEST_EXISTS', `${out} is a directory`);
   const dir = await lstat(dirname(out)).catch(() => undefined);
@@ -106,7 +107,9 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     throw new ImgxError('IMGX_UNSUPPORTED', 'to-disk needs root for now: the ext4 builder (mke2fs -d) copies owners from an extracted tree, which only root can make right');
   }
   if (opts.table === 'mbr' && opts.boot !== 'bios') throw new UsageError(`--table mbr needs --boot bios (got --boot ${opts.boot}): UEFI boot uses GPT`);
-  await checkOut(opts.out, opts.force);
+  const device = await blockDevice(opts.out);
+  if (device) await checkDeviceTarget(device, { force: opts.force, format: opts.format, sizeGiven: opts.size.kind !== 'auto' });
+  else await checkOut(opts.out, opts.force);
   await checkTools(opts);
 
   const rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
@@ -116,12 +119,13 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   if (arch && arch !== 'amd64') throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
 
   const work = await mkdtemp(join(ctx.cache.root, 'imgx-disk-'));
-  const partial = join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
+  // A file is written beside OUT and renamed when complete; a device is written in place.
+  const partial = device ? device.path : join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
   const raw = opts.format === 'raw' ? partial : `${partial}.raw`;
   let fd: number | undefined;
   const discard = async () => {
     stopTools();
-    await Promise.all([rm(partial, { force: true }), rm(raw, { force: true })]).catch(() => {});
+    if (!device) await Promise.all([rm(partial, { force: true }), rm(raw, { force: true })]).catch(() => {});
     await removeTree(work).catch(() => {});
   };
   // ^C or SIGTERM: no half-written disk and no work directory stay behind.
@@ -161,7 +165,11 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     phase(`tree measured (${usage.inodes} inodes)`);
     const base = { boot: opts.boot, table: opts.table, ...(opts.espSize ? { espSize: opts.espSize } : {}), ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
     let layout: DiskLayout;
-    if (opts.size.kind === 'exact') {
+    if (device) {
+      const needed = minimumDiskSize(minimum, base);
+      if (device.size < needed) throw new UsageError(`${device.path} holds ${sizeText(device.size)}: ${sizeText(usage.bytes)} of files need a disk of at least ${sizeText(needed)}`);
+      layout = planLayout({ ...base, diskSize: Math.floor(device.size / SECTOR_SIZE) * SECTOR_SIZE });
+    } else if (opts.size.kind === 'exact') {
       const needed = minimumDiskSize(minimum, base);
       if (opts.size.bytes < needed) {
         throw new UsageError(`--size ${sizeText(opts.size.bytes)} is too small: ${sizeText(usage.bytes)} of files need a root filesystem of at least ${sizeText(minimum)}, a disk of at least ${sizeText(needed)}`);
@@ -183,8 +191,13 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     ]);
 
     phase('GRUB images built');
-    fd = await openP(raw, 'wx', 0o644);
-    await ftruncateP(fd, layout.diskSize);
+    if (device) {
+      fd = await openP(raw, 'r+');
+      phase(`writing to ${device.path} in place`);
+    } else {
+      fd = await openP(raw, 'wx', 0o644);
+      await ftruncateP(fd, layout.diskSize);
+    }
     const writes = partitionTableWrites(layout);
     let mbr = encodeMbrSector(layout);
     if (coreImg && bootImg) {
@@ -200,7 +213,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     await closeP(fd);
     fd = undefined;
 
-    const builder = opts.builder ?? new Mke2fsBuilder();
+    const builder = opts.builder ?? (process.env.IMGX_EXT4_BUILDER === 'native' ? new NativeExt4Builder() : new Mke2fsBuilder());
     await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work });
     phase(`root filesystem built (${builder.name})`);
     const esp = layout.partitions.find((p) => p.role === 'esp');
@@ -216,7 +229,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
       await runTool('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, partial], { packages: 'qemu-utils', purpose: 'writing the qcow2 image' });
       await rm(raw, { force: true });
     }
-    await rename(partial, opts.out);
+    if (!device) await rename(partial, opts.out);
     return {
       out: opts.out,
       format: opts.format,

@@ -281,6 +281,30 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     assert.is(spawnSync('pgrep', ['-f', '[.]interrupted[.]img[.]imgx-partial']).status, 1, 'no tool is left writing the partial disk');
   });
 
+  test('a block device as OUT: refused without --force, written in place (as large as the device) with it', async () => {
+    // The device is the test's (a loop device stands in for a USB stick); imgx itself sets none up.
+    const backing = join(work, 'device.raw');
+    execFileSync('truncate', ['-s', '1200M', backing]);
+    const dev = execFileSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' }).trim();
+    try {
+      const refused = await imgx(['to-disk', kernelRef, dev]);
+      assert.is(refused.code, 14, refused.stderr);
+      assert.match(refused.stderr, /block device: .*--force/);
+      const sized = await imgx(['to-disk', '--force', '--size', '2G', kernelRef, dev]);
+      assert.is(sized.code, 2, sized.stderr);
+      const r = await imgx(['to-disk', '--force', '--json', '--seed', 'device', kernelRef, dev]);
+      ok(r);
+      const info = JSON.parse(r.stdout) as DiskJson;
+      assert.is(info.size, 1200 * 1024 * 1024);
+      assert.match(execFileSync('sgdisk', ['-v', dev], { encoding: 'utf8' }), /No problems found/);
+      const root = info.partitions.find((p) => p.role === 'root')!;
+      execFileSync('e2fsck', ['-fn', `${dev}?offset=${root.offset}`], { stdio: 'pipe' });
+      assert.ok(existsSync(dev), 'the device is still there (not replaced by a file)');
+    } finally {
+      execFileSync('losetup', ['-d', dev]);
+    }
+  });
+
   test('bad input: one line, its exit status, nothing written', async () => {
     const existing = join(work, 'existing.img');
     writeFileSync(existing, 'keep me');
