@@ -16,6 +16,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireRoot, roundsOption } from './lib/options.ts';
+import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, FIXTURE_ROOT, ociRef, type DebianImage } from '../test/fixtures/debian-image.ts';
 import { diffTrees } from '../test/helpers/tree-compare.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
@@ -123,7 +124,7 @@ try {
       // Alternate who goes first, so neither always meets the other's dirty page cache.
       const order: Tool[] = round % 2 ? ['imgx', 'peer'] : ['peer', 'imgx'];
       for (const tool of order) {
-        execFileSync('sync');
+        coldPageCache();
         const r = { round, tool, ...(await tools[tool]()) };
         runs.push(r);
         process.stderr.write(`bench: ${image.name} round ${round} ${tool}: ${r.wallS.toFixed(2)} s, peak ${mib(r.peakTreeRssKiB).toFixed(0)} MiB\n`);

@@ -29,6 +29,7 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireRoot, roundsOption } from './lib/options.ts';
+import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
@@ -118,11 +119,7 @@ try {
   const allocated = (f: string) => statSync(f).blocks * 512;
   const clean = (tool: Tool) => {
     for (const p of tool === 'imgx' ? [imgxCache, imgxOut] : [peerDir]) rmSync(p, { recursive: true, force: true });
-    execFileSync('sync');
-    // Cold means the page cache too. On this VM a run that follows another pays for the memory the
-    // previous one left (system time grew from 4 s to 14 s for the same imgx run): start each from
-    // the same state.
-    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    coldPageCache();
   };
 
   /** The disk imgx made last: the peer copies its size and checks its root partition's place. */
