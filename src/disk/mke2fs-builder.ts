@@ -57,11 +57,22 @@ export class Mke2fsBuilder implements RootFsBuilder {
   async build(req: RootFsRequest): Promise<void> {
     if (req.offset % EXT4_BLOCK_SIZE !== 0 || req.size % EXT4_BLOCK_SIZE !== 0) throw new Error('the root partition is not 4 KiB aligned');
     const blocks = req.size / EXT4_BLOCK_SIZE;
-    await runTool(
-      'mke2fs',
-      ['-q', '-F', '-t', 'ext4', '-b', String(EXT4_BLOCK_SIZE), '-I', String(EXT4_INODE_SIZE), '-N', String(req.inodes), '-O', FEATURES, '-E', `offset=${req.offset},nodiscard`, '-U', req.uuid, '-L', req.label, '-d', req.tree, req.image, String(blocks)],
-      { packages: PACKAGES, purpose: 'building the ext4 root filesystem' },
-    );
+    const mke2fs = (extended: string) =>
+      runTool(
+        'mke2fs',
+        ['-q', '-F', '-t', 'ext4', '-b', String(EXT4_BLOCK_SIZE), '-I', String(EXT4_INODE_SIZE), '-N', String(req.inodes), '-O', FEATURES, '-E', extended, '-U', req.uuid, '-L', req.label, '-d', req.tree, req.image, String(blocks)],
+        { packages: PACKAGES, purpose: 'building the ext4 root filesystem' },
+      );
+    const extended = `offset=${req.offset},nodiscard`;
+    if (!req.prezeroed) await mke2fs(extended);
+    else {
+      // A fresh sparse file reads as zeros: mke2fs need not write zeros over the inode tables and
+      // the journal (0.5 s and 80 MiB less here). The option is e2fsprogs 1.47's; older ones refuse it.
+      await mke2fs(`${extended},assume_storage_prezeroed=1`).catch((e: unknown) => {
+        if (!/assume_storage_prezeroed|Bad option/i.test((e as Error).message)) throw e;
+        return mke2fs(extended);
+      });
+    }
     if (req.extras.length === 0) return;
     const script = join(req.workDir, 'debugfs.cmds');
     await writeFile(script, await debugfsScript(req.extras, req.workDir));

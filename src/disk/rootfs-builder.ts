@@ -24,6 +24,8 @@ export interface RootFsRequest {
   /** Filesystem UUID (fstab and GRUB find the root by it) and label. */
   uuid: string;
   label: string;
+  /** The partition reads as zeros already (a fresh sparse file, not a device): nothing needs zeroing. */
+  prezeroed?: boolean;
   /** Number of inodes to make. */
   inodes: number;
   /** Scratch space the builder may use (removed by the caller). */

@@ -123,9 +123,12 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   const partial = device ? device.path : join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
   const raw = opts.format === 'raw' ? partial : `${partial}.raw`;
   let fd: number | undefined;
+  /** Work still writing into `work`, waited for before it is removed. */
+  let background: Promise<unknown> | undefined;
   const discard = async () => {
     stopTools();
     if (!device) await Promise.all([rm(partial, { force: true }), rm(raw, { force: true })]).catch(() => {});
+    await background?.catch(() => {});
     await removeTree(work).catch(() => {});
   };
   // ^C or SIGTERM: no half-written disk and no work directory stay behind.
@@ -154,6 +157,16 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     if (!kernel.initrd) opts.notice(`${kernel.kernel} has no initramfs beside it: the kernel must mount ext4 on virtio by itself`);
 
     const rootUuid = makeGuid('rootfs', opts.seed).toLowerCase();
+    // GRUB's images need only the UUID: grub-mkimage runs while the tree is measured.
+    const grubImages = renderEarlyCfg(rootUuid).then((early) =>
+      Promise.all([
+        opts.boot !== 'uefi' ? makeGrubImage('i386-pc', early, work) : undefined,
+        opts.boot !== 'bios' ? makeGrubImage('x86_64-efi', early, work) : undefined,
+        opts.boot !== 'uefi' ? grubBootSector() : undefined,
+      ]),
+    );
+    grubImages.catch(() => {});
+    background = grubImages;
     const system = await systemFiles(tree, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
     const grubCfg = await renderGrubCfg({ title: await menuTitle(tree), rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
     const extras = [...system.extras];
@@ -182,14 +195,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     // The filesystem is a whole number of 4 KiB blocks (the partition is 1 MiB aligned, so it is).
     const fsBytes = root.size;
 
-    // GRUB first: it is quick and fails on a broken host install before the long step.
-    const early = await renderEarlyCfg(rootUuid);
-    const [coreImg, efiImg, bootImg] = await Promise.all([
-      opts.boot !== 'uefi' ? makeGrubImage('i386-pc', early, work) : undefined,
-      opts.boot !== 'bios' ? makeGrubImage('x86_64-efi', early, work) : undefined,
-      opts.boot !== 'uefi' ? grubBootSector() : undefined,
-    ]);
-
+    const [coreImg, efiImg, bootImg] = await grubImages;
     phase('GRUB images built');
     if (device) {
       fd = await openP(raw, 'r+');
@@ -214,7 +220,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     fd = undefined;
 
     const builder = opts.builder ?? (process.env.IMGX_EXT4_BUILDER === 'native' ? new NativeExt4Builder() : new Mke2fsBuilder());
-    await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work });
+    await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work, prezeroed: !device });
     phase(`root filesystem built (${builder.name})`);
     const esp = layout.partitions.find((p) => p.role === 'esp');
     if (esp && efiImg) await writeEsp(raw, esp, efiImg, parseInt(makeGuid('esp', opts.seed).slice(0, 8), 16), work);
@@ -250,6 +256,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     throw interrupted ? new ImgxError('IMGX_INTERRUPTED', 'interrupted') : e;
   } finally {
     unhook();
+    await background?.catch(() => {});
     await removeTree(work).catch(() => {});
   }
 }
