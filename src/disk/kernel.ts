@@ -2,8 +2,7 @@
 // `initrd.img-VER`), Fedora-style (`initramfs-VER.img`), Alpine (`vmlinuz-lts`, `initramfs-lts`).
 // The newest version wins. Paths are resolved inside the tree, so a hostile /boot symlink reads
 // nothing of the host.
-import { lstat, readdir } from 'node:fs/promises';
-import { resolveInRoot } from '../run/root-path.ts';
+import { asView, type RootView } from './root-view.ts';
 
 export interface FoundKernel {
   /** Paths inside the image. */
@@ -27,15 +26,17 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-async function isFileInRoot(root: string, path: string): Promise<boolean> {
-  const host = await resolveInRoot(root, path);
-  return host !== undefined && (await lstat(host)).isFile();
+async function isFileInRoot(view: RootView, path: string): Promise<boolean> {
+  const resolved = await view.resolve(path);
+  return resolved !== undefined && (await view.lstat(resolved))?.type === 'file';
 }
 
-export async function findKernel(root: string): Promise<FoundKernel | undefined> {
-  const boot = await resolveInRoot(root, '/boot');
-  if (!boot) return undefined;
-  const names = await readdir(boot).catch(() => [] as string[]);
+/** `root`: an extracted tree's directory, or a view of the image (root-view.ts). */
+export async function findKernel(root: string | RootView): Promise<FoundKernel | undefined> {
+  const view = asView(root);
+  const boot = await view.resolve('/boot');
+  if (!boot || (await view.lstat(boot))?.type !== 'directory') return undefined;
+  const names = await view.readdir(boot);
   const versions = names
     .filter((n) => n.startsWith('vmlinuz-') && !n.endsWith('.old'))
     .map((n) => n.slice('vmlinuz-'.length))
@@ -43,10 +44,10 @@ export async function findKernel(root: string): Promise<FoundKernel | undefined>
     .reverse();
   for (const version of versions) {
     const kernel = `/boot/vmlinuz-${version}`;
-    if (!(await isFileInRoot(root, kernel))) continue;
+    if (!(await isFileInRoot(view, kernel))) continue;
     let initrd: string | undefined;
     for (const candidate of [`initrd.img-${version}`, `initramfs-${version}.img`, `initramfs-${version}`, `initrd-${version}`]) {
-      if (names.includes(candidate) && (await isFileInRoot(root, `/boot/${candidate}`))) {
+      if (names.includes(candidate) && (await isFileInRoot(view, `/boot/${candidate}`))) {
         initrd = `/boot/${candidate}`;
         break;
       }

@@ -1,6 +1,6 @@
 // /etc/os-release (or /usr/lib/os-release) of an image: which distribution, to know how to
 // install a kernel into it.
-import { readFileInRoot } from '../run/root-path.ts';
+import { asView, type RootView } from './root-view.ts';
 
 export interface OsRelease {
   id: string;
@@ -21,8 +21,9 @@ export function parseOsRelease(text: string): Record<string, string> {
   return out;
 }
 
-export async function readOsRelease(root: string): Promise<OsRelease | undefined> {
-  const text = (await readFileInRoot(root, '/etc/os-release')) ?? (await readFileInRoot(root, '/usr/lib/os-release'));
+export async function readOsRelease(root: string | RootView): Promise<OsRelease | undefined> {
+  const view = asView(root);
+  const text = (await view.readFile('/etc/os-release')) ?? (await view.readFile('/usr/lib/os-release'));
   if (text === undefined) return undefined;
   const f = parseOsRelease(text);
   const id = (f.ID ?? '').toLowerCase();

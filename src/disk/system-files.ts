@@ -2,9 +2,8 @@
 // adds to the root filesystem (as extras: the image's tree is never written). fstab by UUID, the
 // hostname, a root password (SHA-512 crypt, by openssl) or an SSH key, DHCP on the wired NICs with
 // systemd-networkd, a getty on the serial console, and an empty machine-id for first boot.
-import { lstat } from 'node:fs/promises';
 import { UsageError } from '../errors.ts';
-import { readFileInRoot, resolveInRoot } from '../run/root-path.ts';
+import { asView, existsInView, type RootView } from './root-view.ts';
 import { runTool } from './host-tool.ts';
 import type { ExtraEntry } from './rootfs-builder.ts';
 
@@ -48,16 +47,13 @@ export function hostnameFromImage(ref: string): string {
 }
 
 /** Whether `path` (absolute, in the image) exists, its parents resolved inside the tree. */
-export async function existsInRoot(root: string, path: string): Promise<boolean> {
-  const slash = path.lastIndexOf('/');
-  const parent = await resolveInRoot(root, path.slice(0, slash) || '/');
-  if (!parent) return false;
-  return (await lstat(`${parent}/${path.slice(slash + 1)}`).catch(() => undefined)) !== undefined;
+export async function existsInRoot(root: string | RootView, path: string): Promise<boolean> {
+  return existsInView(asView(root), path);
 }
 
 /** The first of `paths` that exists in the image (systemd units live in /lib or /usr/lib). */
-async function firstExisting(root: string, paths: string[]): Promise<string | undefined> {
-  for (const p of paths) if (await resolveInRoot(root, p)) return p;
+async function firstExisting(view: RootView, paths: string[]): Promise<string | undefined> {
+  for (const p of paths) if ((await view.resolve(p)) !== undefined) return p;
   return undefined;
 }
 
@@ -70,14 +66,16 @@ export async function hashPassword(password: string): Promise<string> {
   return hash;
 }
 
-export async function systemFiles(root: string, opts: SystemOptions): Promise<SystemFiles> {
+/** `root`: an extracted tree's directory, or a view of the image (root-view.ts). */
+export async function systemFiles(root: string | RootView, opts: SystemOptions): Promise<SystemFiles> {
+  const view = asView(root);
   const extras: ExtraEntry[] = [];
   const features: string[] = [];
   const notes: string[] = [];
   const file = (path: string, content: string, mode = 0o644, gid = 0) => extras.push({ type: 'file', path, content, mode, uid: 0, gid });
   const dirs = new Set<string>();
   const ensureDir = async (path: string, mode = 0o755) => {
-    if (dirs.has(path) || (await existsInRoot(root, path))) return;
+    if (dirs.has(path) || (await existsInView(view, path))) return;
     const parent = path.slice(0, path.lastIndexOf('/'));
     if (parent) await ensureDir(parent);
     dirs.add(path);
@@ -97,13 +95,13 @@ export async function systemFiles(root: string, opts: SystemOptions): Promise<Sy
   file('/etc/machine-id', '', 0o444);
 
   if (opts.rootPassword !== undefined) {
-    const shadow = await readFileInRoot(root, '/etc/shadow');
+    const shadow = await view.readFile('/etc/shadow');
     if (shadow === undefined || !/^root:/m.test(shadow)) throw new UsageError('--root-password: the image has no /etc/shadow with a root entry');
     const hash = await hashPassword(opts.rootPassword);
     const days = Math.floor(Date.now() / 86_400_000);
     const updated = shadow.replace(/^root:[^:\n]*:[^:\n]*:/m, `root:${hash}:${days}:`);
-    const st = await lstat((await resolveInRoot(root, '/etc/shadow'))!);
-    file('/etc/shadow', updated, st.mode & 0o7777, st.gid);
+    const st = (await view.lstat((await view.resolve('/etc/shadow'))!))!;
+    file('/etc/shadow', updated, st.mode, st.gid);
     features.push('root password');
   }
   if (opts.sshKey !== undefined) {
@@ -113,24 +111,24 @@ export async function systemFiles(root: string, opts: SystemOptions): Promise<Sy
     await ensureDir('/root/.ssh', 0o700);
     file('/root/.ssh/authorized_keys', `${keys}\n`, 0o600);
     features.push('SSH key for root');
-    if (!(await firstExisting(root, ['/usr/sbin/sshd']))) notes.push('--ssh-key: the image has no SSH server (/usr/sbin/sshd); install openssh-server in it');
+    if (!(await firstExisting(view, ['/usr/sbin/sshd']))) notes.push('--ssh-key: the image has no SSH server (/usr/sbin/sshd); install openssh-server in it');
   }
   if (opts.rootPassword === undefined && opts.sshKey === undefined) notes.push('no --root-password or --ssh-key: root cannot log in unless the image allows it');
 
-  const networkd = await firstExisting(root, unitPaths('systemd-networkd.service'));
+  const networkd = await firstExisting(view, unitPaths('systemd-networkd.service'));
   if (networkd) {
     await ensureDir('/etc/systemd/network');
     file('/etc/systemd/network/80-imgx-dhcp.network', '# Written by imgx to-disk: DHCP on every wired NIC.\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n');
     await link('/etc/systemd/system/multi-user.target.wants/systemd-networkd.service', networkd);
-    const socket = await firstExisting(root, unitPaths('systemd-networkd.socket'));
+    const socket = await firstExisting(view, unitPaths('systemd-networkd.socket'));
     if (socket) await link('/etc/systemd/system/sockets.target.wants/systemd-networkd.socket', socket);
-    const resolved = await firstExisting(root, unitPaths('systemd-resolved.service'));
+    const resolved = await firstExisting(view, unitPaths('systemd-resolved.service'));
     if (resolved) await link('/etc/systemd/system/multi-user.target.wants/systemd-resolved.service', resolved);
     features.push(`DHCP (systemd-networkd${resolved ? ', systemd-resolved' : ''})`);
   } else {
     notes.push('no systemd-networkd in the image: the network is not configured');
   }
-  const getty = await firstExisting(root, unitPaths('serial-getty@.service'));
+  const getty = await firstExisting(view, unitPaths('serial-getty@.service'));
   if (getty) {
     await link('/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service', getty);
     features.push('serial getty on ttyS0');

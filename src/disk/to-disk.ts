@@ -11,10 +11,13 @@ import type { CliContext } from '../cli/context.ts';
 import { ImgxError, UsageError } from '../errors.ts';
 import { onInterrupt } from '../export/interrupt.ts';
 import { removeTree } from '../export/remove-tree.ts';
-import { imageRootfs } from '../run/image-rootfs.ts';
+import { openImageTree, type ImageTree } from '../layers/image-tree.ts';
+import { imageRootfs, type ImageRootfs } from '../run/image-rootfs.ts';
 import type { Warnings } from '../warnings.ts';
 import { blockDevice, checkDeviceTarget } from './block-device.ts';
 import { writeEsp } from './esp.ts';
+import { layerEntries, usageOfEntries, writeLayerRootFs } from './layer-rootfs.ts';
+import { dirRootView, treeRootView, type RootView } from './root-view.ts';
 import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes } from './fs-size.ts';
 import { placeBiosBoot } from './grub-bios.ts';
 import { renderEarlyCfg, renderGrubCfg } from './grub-config.ts';
@@ -24,7 +27,6 @@ import { findKernel, type FoundKernel } from './kernel.ts';
 import { formatSize, minimumDiskSize, SECTOR_SIZE, type BootMode, type DiskLayout, type TableType } from './layout.ts';
 import { makeGuid } from './guid.ts';
 import { Mke2fsBuilder } from './mke2fs-builder.ts';
-import { NativeExt4Builder } from './native-ext4-builder.ts';
 import { readOsRelease } from './os-release.ts';
 import { applyWrites, encodeMbrSector, partitionTableWrites, planLayout } from './partition-table.ts';
 import { provision, provisionPlan } from './provision.ts';
@@ -78,14 +80,11 @@ const ftruncateP = promisify(ftruncate);
 const fsyncP = promisify(fsync);
 
 /** Host tools this run will call, checked before anything is pulled. */
-async function checkTools(opts: ToDiskOptions): Promise<void> {
+async function checkTools(opts: ToDiskOptions, mke2fs: boolean): Promise<void> {
   if (opts.boot !== 'uefi') await grubModulesDir('i386-pc');
   if (opts.boot !== 'bios') await grubModulesDir('x86_64-efi');
-  const tools: [string, string][] = [
-    ['mke2fs', 'e2fsprogs'],
-    ['debugfs', 'e2fsprogs'],
-    ['grub-mkimage', 'grub-common'],
-  ];
+  const tools: [string, string][] = [['grub-mkimage', 'grub-common']];
+  if (mke2fs) tools.push(['mke2fs', 'e2fsprogs'], ['debugfs', 'e2fsprogs']);
   if (opts.boot !== 'bios') tools.push(['mformat', 'mtools']);
   if (opts.format === 'qcow2') tools.push(['qemu-img', 'qemu-utils']);
   for (const [tool, pkg] of tools) await requireTool(tool, pkg, 'to-disk');
@@ -103,20 +102,35 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   const t0 = performance.now();
   // Under --debug: seconds since the start, per phase (where a slow run spends its time).
   const phase = (what: string) => ctx.debug && process.stderr.write(`debug: to-disk: ${what} at ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
-  if (process.geteuid?.() !== 0) {
-    throw new ImgxError('IMGX_UNSUPPORTED', 'to-disk needs root for now: the ext4 builder (mke2fs -d) copies owners from an extracted tree, which only root can make right');
+  const asRoot = process.geteuid?.() === 0;
+  // The native writer (default) takes the image's files straight from the layers; mke2fs -d
+  // (IMGX_EXT4_BUILDER=mke2fs) needs them extracted, as root.
+  const fromLayers = process.env.IMGX_EXT4_BUILDER !== 'mke2fs' && !opts.builder;
+  if (!asRoot && !fromLayers) {
+    throw new ImgxError('IMGX_UNSUPPORTED', 'to-disk needs root with the mke2fs builder: mke2fs -d copies owners from an extracted tree, which only root can make right');
   }
   if (opts.table === 'mbr' && opts.boot !== 'bios') throw new UsageError(`--table mbr needs --boot bios (got --boot ${opts.boot}): UEFI boot uses GPT`);
   const device = await blockDevice(opts.out);
   if (device) await checkDeviceTarget(device, { force: opts.force, format: opts.format, sizeGiven: opts.size.kind !== 'auto' });
   else await checkOut(opts.out, opts.force);
-  await checkTools(opts);
+  await checkTools(opts, !fromLayers);
 
-  const rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
+  // Where the files come from: the flattened layers (native writer), or the extracted tree.
+  let layered: (ImageTree & { close(): Promise<void> }) | undefined;
+  let rootfs: ImageRootfs | undefined;
+  if (fromLayers) {
+    layered = await openImageTree(ctx, opts.image, { warnings: opts.warnings, spool: true });
+    phase(layered.fromIndex ? 'tree index found' : 'layers scanned');
+  } else {
+    rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
+    phase(rootfs.extracted ? 'image extracted' : 'cached tree found');
+  }
   opts.warnings.flush();
-  phase(rootfs.extracted ? 'image extracted' : 'cached tree found');
-  const arch = rootfs.image.config.architecture;
-  if (arch && arch !== 'amd64') throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
+  const arch = (layered ?? rootfs)!.image.config.architecture;
+  if (arch && arch !== 'amd64') {
+    await layered?.close();
+    throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
+  }
 
   const work = await mkdtemp(join(ctx.cache.root, 'imgx-disk-'));
   // A file is written beside OUT and renamed when complete; a device is written in place.
@@ -138,18 +152,29 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     return discard();
   });
   try {
-    let tree = rootfs.dir;
-    let kernel = await findKernel(tree);
+    let tree = rootfs?.dir;
+    let view: RootView = layered ? treeRootView(layered.tree, layered.layers) : dirRootView(tree!);
+    // What the decisions below read, in one pass over the layers rather than one per file.
+    await view.prefetch?.(['/etc/os-release', '/usr/lib/os-release', '/etc/shadow']);
+    let kernel = await findKernel(view);
     let provisioned = false;
     if (!kernel) {
-      const os = await readOsRelease(tree);
+      const os = await readOsRelease(view);
       if (opts.kernel === 'none') throw new ImgxError('IMGX_UNSUPPORTED', `${opts.image} has no kernel in /boot (vmlinuz-*), and --kernel none forbids installing one`);
       const plan = provisionPlan(os, { sshServer: opts.sshKey !== undefined });
+      if (layered) {
+        // Installing a kernel needs the tree on disk: extract after all (as root only).
+        await layered.close();
+        layered = undefined;
+        if (!asRoot) throw new ImgxError('IMGX_UNSUPPORTED', `${opts.image} has no kernel in /boot, and installing one needs root`);
+        rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
+      }
       opts.notice(`no kernel in ${opts.image}: installing ${plan.packages.join(' ')} into ${plan.distribution} (apt, host network)`);
       tree = join(work, 'rootfs');
-      await runTool('cp', ['-a', '--reflink=auto', '--', rootfs.dir, tree], { packages: 'coreutils', purpose: "copying the image's tree for provisioning" });
+      await runTool('cp', ['-a', '--reflink=auto', '--', rootfs!.dir, tree], { packages: 'coreutils', purpose: "copying the image's tree for provisioning" });
       await provision(ctx, tree, plan);
-      kernel = await findKernel(tree);
+      view = dirRootView(tree);
+      kernel = await findKernel(view);
       if (!kernel) throw new ImgxError('IMGX_PROVISION_FAILED', `installing ${plan.packages[0]} left no /boot/vmlinuz-* in the image`);
       provisioned = true;
       phase('kernel installed');
@@ -167,13 +192,14 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     );
     grubImages.catch(() => {});
     background = grubImages;
-    const system = await systemFiles(tree, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
-    const grubCfg = await renderGrubCfg({ title: await menuTitle(tree), rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
+    const system = await systemFiles(view, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
+    const grubCfg = await renderGrubCfg({ title: (await readOsRelease(view))?.prettyName ?? 'Linux', rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
     const extras = [...system.extras];
-    for (const d of ['/boot', '/boot/grub']) if (!(await existsInRoot(tree, d))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
+    for (const d of ['/boot', '/boot/grub']) if (!(await existsInRoot(view, d))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
     extras.push({ type: 'file', path: '/boot/grub/grub.cfg', content: grubCfg, mode: 0o644, uid: 0, gid: 0 });
 
-    const usage = addExtras(await measureTree(tree), extras);
+    const planned = layered ? layerEntries(layered.tree) : undefined;
+    const usage = addExtras(planned ? usageOfEntries(planned.entries) : await measureTree(tree!), extras);
     const minimum = minimumFsBytes(usage);
     phase(`tree measured (${usage.inodes} inodes)`);
     const base = { boot: opts.boot, table: opts.table, ...(opts.espSize ? { espSize: opts.espSize } : {}), ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
@@ -219,9 +245,17 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     await closeP(fd);
     fd = undefined;
 
-    const builder = opts.builder ?? (process.env.IMGX_EXT4_BUILDER === 'native' ? new NativeExt4Builder() : new Mke2fsBuilder());
-    await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree, extras, uuid: rootUuid, label: 'root', inodes: inodesFor(usage, fsBytes), workDir: work, prezeroed: !device });
-    phase(`root filesystem built (${builder.name})`);
+    // The native writer is opt-in until it is fed from the flatten stage (see docs/BENCHMARKS.md).
+    const inodes = inodesFor(usage, fsBytes);
+    if (layered && planned) {
+      await writeLayerRootFs({ image: raw, offset: root.offset, size: fsBytes, tree: layered.tree, layers: layered.layers, planned, extras, uuid: rootUuid, label: 'root', inodes });
+      phase('root filesystem built (native, from the layers)');
+    } else {
+      // After provisioning the files are a directory: the native writer reads it like mke2fs -d would.
+      const builder = opts.builder ?? (fromLayers ? new (await import('./native-ext4-builder.ts')).NativeExt4Builder() : new Mke2fsBuilder());
+      await builder.build({ image: raw, offset: root.offset, size: fsBytes, tree: tree!, extras, uuid: rootUuid, label: 'root', inodes, workDir: work, prezeroed: !device });
+      phase(`root filesystem built (${builder.name})`);
+    }
     const esp = layout.partitions.find((p) => p.role === 'esp');
     if (esp && efiImg) await writeEsp(raw, esp, efiImg, parseInt(makeGuid('esp', opts.seed).slice(0, 8), 16), work);
 
@@ -255,15 +289,13 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     // A tool stopped by the interruption failed because of it: say that, not the tool's complaint.
     throw interrupted ? new ImgxError('IMGX_INTERRUPTED', 'interrupted') : e;
   } finally {
+    await layered?.close().catch(() => {});
     unhook();
     await background?.catch(() => {});
     await removeTree(work).catch(() => {});
   }
 }
 
-async function menuTitle(tree: string): Promise<string> {
-  return (await readOsRelease(tree))?.prettyName ?? 'Linux';
-}
 
 /** For messages: "1.2 GiB". */
 export function sizeText(bytes: number): string {

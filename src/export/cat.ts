@@ -78,7 +78,8 @@ export interface ContentRequest {
  * sharing a layer read it once). One pass per layer, up to its last wanted entry; at most
  * `concurrency` layers at a time. Memory stays flat: bodies are hashed as they stream.
  */
-export async function hashContents(requests: Iterable<ContentRequest>, opts: { concurrency?: number } = {}): Promise<Map<string, string>> {
+/** Requests by layer (keyed by diff_id, so two images sharing a layer read it once): offset → size. */
+function groupByLayer(requests: Iterable<ContentRequest>): Map<string, { layer: LayerReader; offsets: Map<number, number> }> {
   const byLayer = new Map<string, { layer: LayerReader; offsets: Map<number, number> }>();
   for (const r of requests) {
     const layer = layerAt(r.layers, r.source.layer);
@@ -87,6 +88,11 @@ export async function hashContents(requests: Iterable<ContentRequest>, opts: { c
     if (!g) byLayer.set(key, (g = { layer, offsets: new Map() }));
     g.offsets.set(r.source.offset, r.source.size);
   }
+  return byLayer;
+}
+
+export async function hashContents(requests: Iterable<ContentRequest>, opts: { concurrency?: number } = {}): Promise<Map<string, string>> {
+  const byLayer = groupByLayer(requests);
   const hashes = new Map<string, string>();
   const groups = [...byLayer.values()];
   const worker = async () => {
@@ -97,6 +103,13 @@ export async function hashContents(requests: Iterable<ContentRequest>, opts: { c
 }
 
 async function hashLayer(layer: LayerReader, wanted: Map<number, number>, into: Map<string, string>): Promise<void> {
+  await visitContents(layer, wanted, async (offset, body) => {
+    into.set(contentKey(layer, offset), await sha256Of(body));
+  });
+}
+
+/** One pass over `layer` up to its last wanted entry, each wanted body (offset → size) given to `consume`. */
+async function visitContents(layer: LayerReader, wanted: Map<number, number>, consume: (offset: number, body: Readable) => Promise<void>): Promise<void> {
   const last = Math.max(...wanted.keys());
   const input = await layer.open({ verifyDiffId: false });
   let found = 0;
@@ -107,7 +120,7 @@ async function hashLayer(layer: LayerReader, wanted: Map<number, number>, into: 
         if (entry.header.size !== size) {
           throw new BadArchiveError(`${layerName(layer)}: the entry at offset ${entry.offset} has ${entry.header.size} bytes, the index says ${size}`);
         }
-        into.set(contentKey(layer, entry.offset), await sha256Of(entry.body));
+        await consume(entry.offset, entry.body);
         found++;
       }
       if (entry.offset >= last) break;
@@ -116,6 +129,20 @@ async function hashLayer(layer: LayerReader, wanted: Map<number, number>, into: 
     input.destroy();
   }
   if (found !== wanted.size) throw new BadArchiveError(`${layerName(layer)}: ${wanted.size - found} entries named by the image index are missing; the index does not match the layer`);
+}
+
+/** The bytes of several (small) contents, keyed by `contentKey`: one pass per layer, as hashContents. */
+export async function readContents(requests: Iterable<ContentRequest>): Promise<Map<string, Buffer>> {
+  const byLayer = groupByLayer(requests);
+  const out = new Map<string, Buffer>();
+  for (const { layer, offsets } of byLayer.values()) {
+    await visitContents(layer, offsets, async (offset, body) => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      out.set(contentKey(layer, offset), Buffer.concat(chunks));
+    });
+  }
+  return out;
 }
 
 async function sha256Of(body: Readable): Promise<string> {
