@@ -23,7 +23,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { requireRoot, roundsOption } from './lib/options.ts';
+import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
@@ -82,11 +82,7 @@ try {
   await skopeoCopy(ociRef(image), `docker://${ref}`);
 
   // No tool may pick up credentials from this machine.
-  const emptyCfg = join(work, 'docker-config');
-  mkdirSync(emptyCfg);
-  writeFileSync(join(emptyCfg, 'config.json'), '{"auths":{}}');
-  const authFile = join(emptyCfg, 'auth.json');
-  writeFileSync(authFile, '{"auths":{}}');
+  const { dir: emptyCfg, authFile } = emptyCredentials(work);
   const imgxCache = join(work, 'imgx-cache');
   mkdirSync(imgxCache);
   const imgxEnv = { ...process.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' };

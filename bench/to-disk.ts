@@ -28,7 +28,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { requireRoot, roundsOption } from './lib/options.ts';
+import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
@@ -107,11 +107,7 @@ try {
   await skopeoCopy(ociRef(image), `docker://${ref}`);
 
   // No tool may pick up credentials from this machine.
-  const emptyCfg = join(work, 'docker-config');
-  mkdirSync(emptyCfg);
-  writeFileSync(join(emptyCfg, 'config.json'), '{"auths":{}}');
-  const authFile = join(emptyCfg, 'auth.json');
-  writeFileSync(authFile, '{"auths":{}}');
+  const { dir: emptyCfg, authFile } = emptyCredentials(work);
 
   const imgxCache = join(work, 'imgx-cache');
   const imgxOut = join(work, 'imgx.img');
