@@ -12,14 +12,13 @@
 // owners and device nodes; the images are built in a chroot the first time).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireRoot, roundsOption } from './lib/options.ts';
 import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, FIXTURE_ROOT, ociRef, type DebianImage } from '../test/fixtures/debian-image.ts';
 import { diffTrees } from '../test/helpers/tree-compare.ts';
-import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
+import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
@@ -206,7 +205,7 @@ try {
   const out = {
     benchmark: 'extract',
     date: new Date().toISOString(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
+    machine: machineInfo(),
     versions: {
       node: process.version,
       skopeo: toolVersion('skopeo', ['--version']),

@@ -4,12 +4,11 @@
 // RSS figures, and writes bench/results/pull.json.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { roundsOption } from './lib/options.ts';
 import { BENCH_ROOT, benchImage } from './lib/image.ts';
-import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
+import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
@@ -121,7 +120,7 @@ try {
   const results = {
     benchmark: 'pull',
     date: new Date().toISOString(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
+    machine: machineInfo(),
     versions: {
       node: process.version,
       skopeo: toolVersion('skopeo', ['--version']),

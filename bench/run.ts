@@ -20,12 +20,11 @@
 // before and after, and any new one is reported.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
-import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
+import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
@@ -213,7 +212,7 @@ try {
   const out = {
     benchmark: 'run',
     date: new Date().toISOString(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
+    machine: machineInfo(),
     versions: {
       node: process.version,
       imgx: toolVersion(NODE_BIN, [IMGX_BIN, '--version'], { cwd: REPO_ROOT }),

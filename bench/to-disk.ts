@@ -25,13 +25,12 @@
 // after its run, and the whole directory at the end.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
-import { formatTable, measure, median, toolVersion, type Measurement } from './lib/measure.ts';
+import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
 import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
@@ -304,7 +303,7 @@ try {
   Object.assign(results, {
     benchmark: 'to-disk',
     date: new Date().toISOString(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
+    machine: machineInfo(),
     versions: {
       node: process.version,
       imgx: toolVersion(NODE_BIN, [IMGX_BIN, '--version'], { cwd: REPO_ROOT }),

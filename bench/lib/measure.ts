@@ -4,7 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
 export const GNU_TIME = '/usr/bin/time';
@@ -151,4 +151,9 @@ export function toolVersion(cmd: string, args: string[], opts: { cwd?: string } 
   } catch {
     return 'unknown';
   }
+}
+
+/** The machine a result was measured on, for the JSON beside each bench. */
+export function machineInfo(): { cpus: number; cpuModel: string; memoryGiB: number; kernel: string } {
+  return { cpus: availableParallelism(), cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() };
 }

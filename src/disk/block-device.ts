@@ -3,6 +3,7 @@
 // is mounted, and only with --force: writing a device destroys what it held.
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import { ImgxError, UsageError } from '../errors.ts';
+import { devMajor, devMinor } from './dev-number.ts';
 
 export interface BlockDevice {
   path: string;
@@ -12,15 +13,12 @@ export interface BlockDevice {
   devno: string;
 }
 
-// Linux's dev_t encoding (glibc's gnu_dev_major / gnu_dev_minor).
-const major = (d: number) => Number(((BigInt(d) >> 8n) & 0xfffn) | ((BigInt(d) >> 32n) & ~0xfffn));
-const minor = (d: number) => Number((BigInt(d) & 0xffn) | ((BigInt(d) >> 12n) & ~0xffn));
 
 /** The device at `path`, or undefined when it is not a block device. */
 export async function blockDevice(path: string): Promise<BlockDevice | undefined> {
   const st = await lstat(path).catch(() => undefined);
   if (!st?.isBlockDevice()) return undefined;
-  const devno = `${major(st.rdev)}:${minor(st.rdev)}`;
+  const devno = `${devMajor(st.rdev)}:${devMinor(st.rdev)}`;
   const sectors = Number((await readFile(`/sys/dev/block/${devno}/size`, 'utf8')).trim());
   return { path, size: sectors * 512, devno };
 }

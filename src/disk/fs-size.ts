@@ -2,8 +2,7 @@
 // once), directory blocks, long symlinks, inode tables, the journal mke2fs will make, group
 // metadata and the 5 % reserved for root. `--size auto` adds headroom on top; an explicit size below
 // the minimum is refused before anything is written.
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { treeEntries, type SourcedEntry } from './ext4/tree-source.ts';
 import type { ExtraEntry } from './rootfs-builder.ts';
 import { EXT4_BLOCK_SIZE, EXT4_INODE_SIZE } from './mke2fs-builder.ts';
 
@@ -22,49 +21,31 @@ export interface TreeUsage {
 
 const blocksOf = (bytes: number) => Math.ceil(bytes / EXT4_BLOCK_SIZE);
 
-/** Walks the tree with lstat (no symlink is followed), several directories at a time. */
+/** A directory tree's usage: walked with lstat as the native writer walks it (no symlink followed). */
 export async function measureTree(root: string): Promise<TreeUsage> {
-  const seen = new Set<string>();
+  return usageOfEntries((await treeEntries(root, { xattrs: false })).entries);
+}
+
+/** The usage of writer entries (a walked tree, or the flattened layers): hardlinks count once. */
+export function usageOfEntries(entries: Map<string, SourcedEntry>): TreeUsage {
   const usage: TreeUsage = { inodes: 1, blocks: 0, bytes: 0 };
-  const measureDir = async (dir: string): Promise<string[]> => {
-    const entries = await readdir(dir, { withFileTypes: true });
-    // A directory entry is 8 bytes plus the name rounded to 4; plus "." and "..".
-    let dirBytes = 24;
-    const subdirs: string[] = [];
-    const others = entries.filter((e) => !e.isDirectory());
-    const stats = await Promise.all(others.map((e) => lstat(join(dir, e.name))));
-    for (const e of entries) {
-      dirBytes += 8 + Math.ceil(Buffer.byteLength(e.name) / 4) * 4;
-      if (e.isDirectory()) {
-        usage.inodes++;
-        subdirs.push(join(dir, e.name));
-      }
-    }
-    for (const st of stats) {
-      if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      usage.inodes++;
-      if (st.isFile()) {
-        usage.bytes += st.size;
-        // Extent tree blocks for very fragmented large files are left to the metadata margin.
-        usage.blocks += blocksOf(st.size);
-      } else if (st.isSymbolicLink() && st.size > FAST_SYMLINK_MAX) usage.blocks += 1;
-    }
-    usage.blocks += Math.max(1, blocksOf(dirBytes));
-    return subdirs;
-  };
-  // Breadth-first with a few directories in flight: lstat latency, not CPU, is what a walk waits on.
-  let pending = [root];
-  while (pending.length > 0) {
-    const next: string[] = [];
-    for (let i = 0; i < pending.length; i += 16) {
-      for (const subdirs of await Promise.all(pending.slice(i, i + 16).map(measureDir))) next.push(...subdirs);
-    }
-    pending = next;
+  // A directory entry is 8 bytes plus the name rounded to 4; plus "." and ".." (24).
+  const dirBytes = new Map<string, number>([['.', 24]]);
+  for (const [path, { entry }] of entries) {
+    if (path === '.') continue;
+    const slash = path.lastIndexOf('/');
+    const parent = slash < 0 ? '.' : path.slice(0, slash);
+    dirBytes.set(parent, (dirBytes.get(parent) ?? 24) + 8 + Math.ceil(Buffer.byteLength(path.slice(slash + 1)) / 4) * 4);
+    if (entry.type === 'hardlink') continue;
+    usage.inodes++;
+    if (entry.type === 'directory') dirBytes.set(path, dirBytes.get(path) ?? 24);
+    else if (entry.type === 'file') {
+      usage.bytes += entry.size;
+      // Extent tree blocks for very fragmented large files are left to the metadata margin.
+      usage.blocks += blocksOf(entry.size);
+    } else if (entry.type === 'symlink' && Buffer.byteLength(entry.linkname ?? '') > FAST_SYMLINK_MAX) usage.blocks += 1;
   }
+  for (const b of dirBytes.values()) usage.blocks += Math.max(1, blocksOf(b));
   return usage;
 }
 

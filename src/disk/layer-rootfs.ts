@@ -7,8 +7,6 @@ import { emitTree } from '../layers/emit.ts';
 import type { LayerReader } from '../layers/layer-reader.ts';
 import { applyExtras, type SourcedEntry } from './ext4/tree-source.ts';
 import { Ext4Writer, type Ext4Entry } from './ext4/writer.ts';
-import type { TreeUsage } from './fs-size.ts';
-import { EXT4_BLOCK_SIZE } from './mke2fs-builder.ts';
 import type { ExtraEntry } from './rootfs-builder.ts';
 
 export interface LayerEntries {
@@ -21,54 +19,28 @@ export interface LayerEntries {
 /** The flattened tree as writer entries. */
 export function layerEntries(tree: FlatTree): LayerEntries {
   const entries = new Map<string, SourcedEntry>();
+  // The flat tree's own hardlink groups, in tree order: the first name is where emit puts the body.
   const groups = new Map<string, string[]>();
-  const firstOfInode = new Map<number, string>();
-  const first = tree.rootExplicit ? 0 : 1;
-  for (const [k, node] of tree.list().entries()) {
-    const ino = tree.inodeAt(k + first);
+  const primaryOf = new Map<string, string>();
+  for (const g of tree.hardlinkGroups()) {
+    groups.set(g[0]!, g);
+    for (const p of g.slice(1)) primaryOf.set(p, g[0]!);
+  }
+  for (const node of tree.list()) {
     const { path, type, mode, uid, gid, mtime, size, xattrs, linkname, devmajor, devminor } = node;
+    const primary = primaryOf.get(path);
+    if (primary !== undefined) {
+      entries.set(path, { entry: { path, type: 'hardlink', mode, uid, gid, mtime, size: 0, linkname: primary, xattrs: new Map() } });
+      continue;
+    }
     // A symlink is 0777 on Linux whatever its tar header says (what extract, then mke2fs -d, gives).
     const entry: Ext4Entry = { path, type, mode: type === 'symlink' ? 0o777 : mode, uid, gid, mtime, size, xattrs };
     if (linkname !== undefined) entry.linkname = linkname;
     if (devmajor !== undefined) entry.devmajor = devmajor;
     if (devminor !== undefined) entry.devminor = devminor;
-    const primary = ino === 0 || type === 'directory' ? undefined : firstOfInode.get(ino);
-    if (primary !== undefined) {
-      entries.set(path, { entry: { ...entry, type: 'hardlink', size: 0, linkname: primary, xattrs: new Map() } });
-      groups.get(primary)!.push(path);
-      continue;
-    }
-    if (ino !== 0 && type !== 'directory') {
-      firstOfInode.set(ino, path);
-      groups.set(path, [path]);
-    }
     entries.set(path, { entry });
   }
-  for (const [p, g] of groups) if (g.length === 1) groups.delete(p);
   return { entries, groups };
-}
-
-const blocksOf = (bytes: number) => Math.ceil(bytes / EXT4_BLOCK_SIZE);
-
-/** What fs-size.ts's measureTree gives for a directory, from the entries instead. */
-export function usageOfEntries(entries: Map<string, SourcedEntry>): TreeUsage {
-  const usage: TreeUsage = { inodes: 1, blocks: 0, bytes: 0 };
-  const dirBytes = new Map<string, number>([['.', 24]]);
-  for (const [path, { entry }] of entries) {
-    if (path === '.') continue;
-    const slash = path.lastIndexOf('/');
-    const parent = slash < 0 ? '.' : path.slice(0, slash);
-    dirBytes.set(parent, (dirBytes.get(parent) ?? 24) + 8 + Math.ceil(Buffer.byteLength(path.slice(slash + 1)) / 4) * 4);
-    if (entry.type === 'hardlink') continue;
-    usage.inodes++;
-    if (entry.type === 'directory') dirBytes.set(path, dirBytes.get(path) ?? 24);
-    else if (entry.type === 'file') {
-      usage.bytes += entry.size;
-      usage.blocks += blocksOf(entry.size);
-    } else if (entry.type === 'symlink' && Buffer.byteLength(entry.linkname ?? '') > 59) usage.blocks += 1;
-  }
-  for (const b of dirBytes.values()) usage.blocks += Math.max(1, blocksOf(b));
-  return usage;
 }
 
 export interface LayerRootFsRequest {

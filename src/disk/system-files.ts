@@ -46,11 +46,6 @@ export function hostnameFromImage(ref: string): string {
   return name || 'localhost';
 }
 
-/** Whether `path` (absolute, in the image) exists, its parents resolved inside the tree. */
-export async function existsInRoot(root: string | RootView, path: string): Promise<boolean> {
-  return existsInView(asView(root), path);
-}
-
 /** The first of `paths` that exists in the image (systemd units live in /lib or /usr/lib). */
 async function firstExisting(view: RootView, paths: string[]): Promise<string | undefined> {
   for (const p of paths) if ((await view.resolve(p)) !== undefined) return p;

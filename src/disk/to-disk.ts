@@ -16,9 +16,9 @@ import { imageRootfs, type ImageRootfs } from '../run/image-rootfs.ts';
 import type { Warnings } from '../warnings.ts';
 import { blockDevice, checkDeviceTarget } from './block-device.ts';
 import { writeEsp } from './esp.ts';
-import { layerEntries, usageOfEntries, writeLayerRootFs } from './layer-rootfs.ts';
-import { dirRootView, treeRootView, type RootView } from './root-view.ts';
-import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes } from './fs-size.ts';
+import { layerEntries, writeLayerRootFs } from './layer-rootfs.ts';
+import { dirRootView, existsInView, treeRootView, type RootView } from './root-view.ts';
+import { addExtras, autoFsBytes, inodesFor, measureTree, minimumFsBytes, usageOfEntries } from './fs-size.ts';
 import { placeBiosBoot } from './grub-bios.ts';
 import { renderEarlyCfg, renderGrubCfg } from './grub-config.ts';
 import { grubBootSector, grubModulesDir, makeGrubImage } from './grub-image.ts';
@@ -32,7 +32,7 @@ import { applyWrites, encodeMbrSector, partitionTableWrites, planLayout } from '
 import { provision, provisionPlan } from './provision.ts';
 import type { RootFsBuilder } from './rootfs-builder.ts';
 import type { SizeOption } from './size-option.ts';
-import { existsInRoot, systemFiles } from './system-files.ts';
+import { systemFiles } from './system-files.ts';
 
 export type DiskFormat = 'raw' | 'qcow2';
 
@@ -195,7 +195,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     const system = await systemFiles(view, { rootUuid, hostname: opts.hostname, ...(opts.rootPassword !== undefined ? { rootPassword: opts.rootPassword } : {}), ...(opts.sshKey !== undefined ? { sshKey: opts.sshKey } : {}) });
     const grubCfg = await renderGrubCfg({ title: (await readOsRelease(view))?.prettyName ?? 'Linux', rootUuid, kernel: kernel.kernel, ...(kernel.initrd ? { initrd: kernel.initrd } : {}), ...(opts.cmdline ? { cmdline: opts.cmdline } : {}) });
     const extras = [...system.extras];
-    for (const d of ['/boot', '/boot/grub']) if (!(await existsInRoot(view, d))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
+    for (const d of ['/boot', '/boot/grub']) if (!(await existsInView(view, d))) extras.push({ type: 'dir', path: d, mode: 0o755, uid: 0, gid: 0 });
     extras.push({ type: 'file', path: '/boot/grub/grub.cfg', content: grubCfg, mode: 0o644, uid: 0, gid: 0 });
 
     const planned = layered ? layerEntries(layered.tree) : undefined;

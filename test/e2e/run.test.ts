@@ -9,7 +9,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEBIAN_IMAGE_TOOLS, debianImage, ociRef, type DebianImage } from '../fixtures/debian-image.ts';
-import { IMGX_BIN, NODE_BIN, REPO_ROOT, runImgx, type ImgxOptions, type ImgxResult } from '../helpers/imgx.ts';
+import { IMGX_BIN, NODE_BIN, REPO_ROOT, runImgx, runImgxAs, type ImgxOptions, type ImgxResult } from '../helpers/imgx.ts';
 import { startRegistry, type Registry } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
 import { mountTable } from '../helpers/host-state.ts';
@@ -53,28 +53,6 @@ function ensureTestUser(): { uid: number; gid: number } {
     if (!text.split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) appendFileSync(f, `${text && !text.endsWith('\n') ? '\n' : ''}${TEST_USER}:${SUBID_START}:65536\n`);
   }
   return { uid, gid };
-}
-
-/** Runs imgx as the test user, with a cache and Docker config it owns. */
-function runImgxAs(user: { uid: number; gid: number }, home: string, args: string[]): Promise<ImgxResult> {
-  const env = { ...process.env, NO_COLOR: '1', HOME: home, IMGX_CACHE: join(home, 'cache'), DOCKER_CONFIG: join(home, 'docker') };
-  return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', NODE_BIN, IMGX_BIN, ...args], {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), LONG);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, cacheDir: env.IMGX_CACHE });
-    });
-  });
 }
 
 if (requireTools(test, TOOLS) && requireRoot(test)) {
@@ -310,18 +288,18 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     for (const d of ['cache', 'docker']) mkdirSync(join(home, d));
     execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, home]);
     execFileSync('chmod', ['755', home]);
-    const r = await runImgxAs(user, home, ['run', ref, 'sh', '-c', 'id -u; echo $$; cat /etc/debian_version; touch /made-here && echo writable']);
+    const r = await runImgxAs(user, home, LONG, ['run', ref, 'sh', '-c', 'id -u; echo $$; cat /etc/debian_version; touch /made-here && echo writable']);
     assert.is(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim().split('\n'), ['0', '1', debianVersion, 'writable']);
     // One summary line for what an unprivileged extract cannot do (owners, devices).
     assert.match(r.stderr, /IMGX_UNPRIVILEGED|not root|owner/i);
-    const net = await runImgxAs(user, home, ['run', '--net', 'none', ref, 'sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "']);
+    const net = await runImgxAs(user, home, LONG, ['run', '--net', 'none', ref, 'sh', '-c', 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "']);
     assert.is(net.code, 0, net.stderr);
     assert.is(net.stdout.trim(), 'lo');
-    const status = await runImgxAs(user, home, ['run', ref, 'sh', '-c', 'exit 7']);
+    const status = await runImgxAs(user, home, LONG, ['run', ref, 'sh', '-c', 'exit 7']);
     assert.is(status.code, 7);
     // A USER other than root needs the subordinate ids the test gave the user.
-    const nobody = await runImgxAs(user, home, ['run', userRef, 'sh', '-c', 'id -un; id -u']);
+    const nobody = await runImgxAs(user, home, LONG, ['run', userRef, 'sh', '-c', 'id -un; id -u']);
     assert.is(nobody.code, 0, nobody.stderr);
     assert.equal(nobody.stdout.trim().split('\n'), ['nobody', '65534']);
     const runs = join(home, 'cache', 'imgx-runs');

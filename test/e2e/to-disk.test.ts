@@ -12,7 +12,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { qemuArgs } from '../../src/disk/qemu-boot.ts';
 import { DEBIAN_IMAGE_TOOLS, debianImage, ociRef } from '../fixtures/debian-image.ts';
-import { IMGX_BIN, NODE_BIN, runImgx, type ImgxResult } from '../helpers/imgx.ts';
+import { IMGX_BIN, NODE_BIN, runImgx, runImgxAs, type ImgxResult } from '../helpers/imgx.ts';
 import { startRegistry, type Registry } from '../helpers/registry.ts';
 import { skopeoCopy } from '../helpers/skopeo.ts';
 import { loopDevices, mountTable } from '../helpers/host-state.ts';
@@ -318,16 +318,7 @@ if (requireTools(test, TOOLS) && requireRoot(test)) {
     mkdirSync(home);
     chownSync(home, uid, gid);
     chmodSync(work, 0o755);
-    const asUser = (args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const env = { ...process.env, HOME: home, IMGX_CACHE: join(home, 'cache'), DOCKER_CONFIG: join(home, 'docker'), NO_COLOR: '1' };
-        const c = spawn('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', NODE_BIN, IMGX_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        c.stdout.on('data', (d: Buffer) => (stdout += d));
-        c.stderr.on('data', (d: Buffer) => (stderr += d));
-        c.once('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const asUser = (args: string[]) => runImgxAs({ uid, gid }, home, LONG, args);
     const out = join(home, 'rootless.img');
     const r = await asUser(['to-disk', '--json', '--root-password', ROOT_PASSWORD, kernelRef, out]);
     assert.is(r.code, 0, r.stderr);

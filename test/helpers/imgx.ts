@@ -58,3 +58,25 @@ export function runImgx(args: string[], opts: ImgxOptions = {}): Promise<ImgxRes
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** Runs imgx as another user (setpriv), with HOME, the cache and the Docker config under `home`, which it owns. */
+export function runImgxAs(user: { uid: number; gid: number }, home: string, timeoutMs: number, args: string[]): Promise<ImgxResult> {
+  const env = { ...process.env, NO_COLOR: '1', HOME: home, IMGX_CACHE: join(home, 'cache'), DOCKER_CONFIG: join(home, 'docker') };
+  return new Promise((resolve, reject) => {
+    const child = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', NODE_BIN, IMGX_BIN, ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, cacheDir: env.IMGX_CACHE });
+    });
+  });
+}

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
+import { devMajor, devMinor } from '../../src/disk/dev-number.ts';
 
 export type NodeType = 'file' | 'directory' | 'symlink' | 'char-device' | 'block-device' | 'fifo' | 'socket';
 
@@ -79,9 +80,6 @@ function typeOf(st: Stats): NodeType {
   return 'socket';
 }
 
-// Linux's encoding of dev_t (glibc's gnu_dev_major / gnu_dev_minor).
-const major = (d: number) => Number(((BigInt(d) >> 8n) & 0xfffn) | ((BigInt(d) >> 32n) & ~0xfffn));
-const minor = (d: number) => Number((BigInt(d) & 0xffn) | ((BigInt(d) >> 12n) & ~0xffn));
 
 const hashBuf = Buffer.alloc(1 << 20);
 
@@ -175,7 +173,7 @@ export function snapshotTree(root: string, opts: SnapshotOptions = {}): Tree {
     };
     if (type === 'file') node.sha256 = hashFile(abs);
     if (type === 'symlink') node.target = readlinkSync(abs);
-    if (type === 'char-device' || type === 'block-device') node.rdev = `${major(st.rdev)},${minor(st.rdev)}`;
+    if (type === 'char-device' || type === 'block-device') node.rdev = `${devMajor(st.rdev)},${devMinor(st.rdev)}`;
     nodes.set(rel, node);
     if (type === 'directory') {
       for (const name of readdirSync(abs).sort()) {

@@ -11,8 +11,8 @@ import { dirRootView, existsInView, treeRootView, type RootView } from '../../sr
 import { findKernel } from '../../src/disk/kernel.ts';
 import { readOsRelease } from '../../src/disk/os-release.ts';
 import { systemFiles } from '../../src/disk/system-files.ts';
-import { measureTree } from '../../src/disk/fs-size.ts';
-import { layerEntries, usageOfEntries, writeLayerRootFs } from '../../src/disk/layer-rootfs.ts';
+import { measureTree, usageOfEntries } from '../../src/disk/fs-size.ts';
+import { layerEntries, writeLayerRootFs } from '../../src/disk/layer-rootfs.ts';
 import type { ExtraEntry } from '../../src/disk/rootfs-builder.ts';
 import { writeDirectory } from '../../src/export/dir-writer.ts';
 import { emitTree } from '../../src/layers/emit.ts';

@@ -6,6 +6,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { devMajor, devMinor } from '../dev-number.ts';
 import { checkExtraPath, type ExtraEntry } from '../rootfs-builder.ts';
 import type { Ext4Entry } from './layout.ts';
 
@@ -74,8 +75,6 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Map<stri
   return out;
 }
 
-const major = (rdev: number) => Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
-const minor = (rdev: number) => Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
 
 /** Walks `root` with lstat (no symlink followed); paths relative, the root as `.`. */
 export async function treeEntries(root: string, opts: { xattrs?: boolean } = {}): Promise<TreeSource> {
@@ -120,7 +119,7 @@ export async function treeEntries(root: string, opts: { xattrs?: boolean } = {})
     else if (st.isSymbolicLink()) entries.set(rel, { entry: { ...base, type: 'symlink', linkname: await readlink(abs) } });
     else if (st.isCharacterDevice() || st.isBlockDevice()) {
       const rdev = Number(st.rdev);
-      entries.set(rel, { entry: { ...base, type: st.isCharacterDevice() ? 'char-device' : 'block-device', devmajor: major(rdev), devminor: minor(rdev) } });
+      entries.set(rel, { entry: { ...base, type: st.isCharacterDevice() ? 'char-device' : 'block-device', devmajor: devMajor(rdev), devminor: devMinor(rdev) } });
     } else if (st.isFIFO()) entries.set(rel, { entry: { ...base, type: 'fifo' } });
     else sockets++;
     return [];
