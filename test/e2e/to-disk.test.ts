@@ -41,6 +41,7 @@ const TOOLS = [
   'openssl',
   'setpriv',
   'useradd',
+  'pgrep',
 ];
 const LONG = 15 * 60_000;
 const ROOT_PASSWORD = 'imgx-test-password';
