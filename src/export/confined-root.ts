@@ -1,25 +1,20 @@
 // Resolution of paths inside a destination root without ever following a symlink. Node has no
 // openat(), so confinement is by lstat: every ancestor of a path must be a real directory inside
 // the root. The root is a fresh 0700 staging directory that only this process writes, so what was
-// verified once stays true; verified directories are cached to avoid an lstat storm.
-import { lstat } from 'node:fs/promises';
+// verified once stays true; verified directories are cached to avoid an lstat storm. Synchronous,
+// like the writer's other system calls (see fd-ops.ts).
+import { lstatSync } from 'node:fs';
 import { parentOf, unsafePath } from './safe-path.ts';
-
-export interface ConfinedRootHooks {
-  /** Called for a missing ancestor, which must then exist as a directory when it resolves. */
-  createMissing(rel: string): Promise<void>;
-  /** A pending write at this path, to wait for before looking at it (or undefined). */
-  pending(rel: string): Promise<void> | undefined;
-}
 
 export class ConfinedRoot {
   readonly root: string;
   private readonly dirs = new Set<string>(['']);
-  private readonly hooks: ConfinedRootHooks;
+  /** Called for a missing ancestor, which must then exist as a directory. */
+  private readonly createMissing: (rel: string) => void;
 
-  constructor(root: string, hooks: ConfinedRootHooks) {
+  constructor(root: string, createMissing: (rel: string) => void) {
     this.root = root;
-    this.hooks = hooks;
+    this.createMissing = createMissing;
   }
 
   abs(rel: string): string {
@@ -45,21 +40,17 @@ export class ConfinedRoot {
    * root. Missing ancestors are created through the hook when `create` is set; otherwise the
    * answer is false. An ancestor that is a symlink or not a directory: IMGX_UNSAFE_PATH.
    */
-  async parentReady(rel: string, create: boolean): Promise<boolean> {
+  parentReady(rel: string, create: boolean): boolean {
     const parent = parentOf(rel);
     if (this.dirs.has(parent)) return true;
     let prefix = '';
     for (const part of parent.split('/')) {
       prefix = prefix ? `${prefix}/${part}` : part;
       if (this.dirs.has(prefix)) continue;
-      await this.hooks.pending(prefix);
-      const st = await lstat(this.abs(prefix)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return undefined;
-        throw e;
-      });
+      const st = lstatSync(this.abs(prefix), { throwIfNoEntry: false });
       if (!st) {
         if (!create) return false;
-        await this.hooks.createMissing(prefix);
+        this.createMissing(prefix);
       } else if (st.isSymbolicLink()) {
         throw unsafePath(rel, `${prefix} is a symlink`);
       } else if (!st.isDirectory()) {

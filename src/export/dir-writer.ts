@@ -7,20 +7,19 @@
 // directories opened O_NOFOLLOW|O_DIRECTORY) or l* calls (symlinks); nothing is chmod'ed through a
 // symlink. Hardlink targets must be non-directories reached the same way.
 //
-// Speed: a small file's body is read into memory and its whole write-out (create, write, chown,
-// chmod, utimes, close, on raw fds) runs as a background job while the next entries are decoded,
-// within a job and byte budget, so creates run in parallel on the thread pool; big files stream
-// with one write in flight. Verified directories are cached; chmod is skipped when the created
-// mode is already right; nothing is stat'ed that this writer did not need to look at.
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, symlink, unlink } from 'node:fs/promises';
+// Speed: the system calls are synchronous (fd-ops.ts says why): a file is created, written chunk by
+// chunk as its body arrives, given its owner, mode and times and closed, while the layer stream
+// inflates the next bytes on the thread pool. Verified directories are cached; chmod is skipped
+// when the created mode is already right; nothing is stat'ed that this writer did not need to look
+// at. Device nodes, fifos and xattrs need external tools and go in batches.
+import fs, { constants } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ImgxError, isImgxError } from '../errors.ts';
 import type { FlatEntry } from '../layers/fs-entry.ts';
 import type { Warnings } from '../warnings.ts';
 import { ConfinedRoot } from './confined-root.ts';
-import { CREATE_FILE, applyFileMeta, closeFd, fchmod, fchown, futimes, openFd, writeAll, writeNewFile, type FileMeta } from './fd-ops.ts';
+import { applyFileMeta, createFile, writeAll, type FileMeta } from './fd-ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { removeTree } from './remove-tree.ts';
 import { pathComponents, unsafePath } from './safe-path.ts';
@@ -48,13 +47,7 @@ export interface WriteDirectoryResult {
 const { O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = constants;
 const OPEN_DIR = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
-/** Bodies up to this size are read whole and written in the background. */
-const SMALL_FILE = 256 * 1024;
-/** Background write-outs in flight at most, and the bytes they may hold. */
-const MAX_JOBS = 16;
-const MAX_BUFFERED = 32 * 1024 * 1024;
 const SPECIAL_BATCH = 500;
-const DIR_META_CONCURRENCY = 16;
 
 interface Meta {
   mode: number;
@@ -127,16 +120,15 @@ class DirWriter {
   private readonly dirMeta = new Map<string, Meta>();
   private rootMeta: Meta | undefined;
 
-  /** Background write-outs, and the one (if any) at each path. */
-  private readonly jobs = new Set<Promise<void>>();
-  private readonly pendingAt = new Map<string, Promise<void>>();
-  private buffered = 0;
-  private firstError: unknown;
-
   private specials: PendingSpecial[] = [];
   private readonly specialAt = new Set<string>();
 
-  /** Operations that create entries: an interrupt waits for them before removing the tree. */
+  /**
+   * Asynchronous operations that create or remove entries (tree removals, device batches, the
+   * xattr run): an interrupt waits for them before removing the tree. The synchronous calls need
+   * no such count: an interrupt handler only runs between them, and every create is preceded by
+   * a check of `stopped`.
+   */
   private creatingNow = 0;
   private idleWaiters: (() => void)[] = [];
   private stopped = false;
@@ -155,10 +147,7 @@ class DirWriter {
     process.umask(mask);
     this.umask = mask;
     this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.asRoot, this.warnings);
-    this.root = new ConfinedRoot(rootPath, {
-      createMissing: (rel) => this.makeImplicitDir(rel),
-      pending: (rel) => this.pendingAt.get(rel),
-    });
+    this.root = new ConfinedRoot(rootPath, (rel) => this.makeImplicitDir(rel));
   }
 
   // ---- lifecycle ------------------------------------------------------------------------------
@@ -167,7 +156,7 @@ class DirWriter {
     this.stopped = true;
   }
 
-  /** Resolves when no entry-creating operation is running (after interrupt(), none will start). */
+  /** Resolves when no asynchronous entry-creating operation is running (after interrupt(), none will start). */
   idle(): Promise<void> {
     if (this.creatingNow === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
@@ -178,7 +167,7 @@ class DirWriter {
   }
 
   private async creating<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.stopped) throw interrupted();
+    this.check();
     this.creatingNow++;
     try {
       return await fn();
@@ -189,7 +178,6 @@ class DirWriter {
 
   private check(): void {
     if (this.stopped) throw interrupted();
-    if (this.firstError !== undefined) throw this.firstError;
   }
 
   // ---- entries --------------------------------------------------------------------------------
@@ -204,9 +192,7 @@ class DirWriter {
       if (e.xattrs.size > 0) this.xattrs.add('.', e.xattrs, false);
       return;
     }
-    await this.root.parentReady(rel, true);
-    const pending = this.pendingAt.get(rel);
-    if (pending) await pending;
+    this.root.parentReady(rel, true);
     if (this.specialAt.has(rel)) await this.flushSpecials();
     switch (e.type) {
       case 'directory':
@@ -235,25 +221,27 @@ class DirWriter {
 
   private async addDirectory(rel: string, e: FlatEntry): Promise<void> {
     const abs = this.root.abs(rel);
-    const created = await this.creating(async () => {
-      try {
-        await mkdir(abs, 0o700);
-        return true;
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        if ((await lstat(abs)).isDirectory()) return false; // a duplicate: the later entry's metadata wins
+    let created = true;
+    try {
+      fs.mkdirSync(abs, 0o700);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      if (fs.lstatSync(abs).isDirectory()) {
+        created = false; // a duplicate: the later entry's metadata wins
+      } else {
         await this.removeExisting(rel);
-        await mkdir(abs, 0o700);
-        return true;
+        this.check();
+        fs.mkdirSync(abs, 0o700);
       }
-    });
+    }
     this.root.markDir(rel);
     this.dirMeta.set(rel, metaOf(e));
     if (created) this.stats.dirs++;
   }
 
-  private async makeImplicitDir(rel: string): Promise<void> {
-    await this.creating(() => mkdir(this.root.abs(rel), 0o700));
+  private makeImplicitDir(rel: string): void {
+    this.check();
+    fs.mkdirSync(this.root.abs(rel), 0o700);
     this.dirMeta.set(rel, { mode: 0o755, uid: 0, gid: 0, mtime: undefined });
     this.stats.dirs++;
   }
@@ -264,38 +252,16 @@ class DirWriter {
     if (size > 0 && !body) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: no content for a ${size}-byte file`);
     // Every directory here was made by this writer, so dirMeta says whether one is in the way.
     // Anything else in the way is cleared by the create itself (onExists).
-    if (this.dirMeta.has(rel)) await this.creating(() => this.removeExisting(rel));
-    const abs = this.root.abs(rel);
-    const meta = this.fileMeta(e);
-    if (size <= SMALL_FILE) {
-      // Small: read the body now, and leave the whole create-write-close to a background job.
-      await this.room(size);
-      const chunks = body ? await readBody(body, size, rel) : [];
+    if (this.dirMeta.has(rel)) {
+      await this.removeExisting(rel);
       this.check();
-      this.schedule(rel, size, true, () => writeNewFile(abs, chunks, size, meta, () => this.clearNonDirectory(rel)));
-    } else {
-      const fd = await this.creating(async () => {
-        try {
-          return await openFd(abs, CREATE_FILE, e.mode & 0o777);
-        } catch (err) {
-          if (errnoOf(err) !== 'EEXIST') throw err;
-          await this.clearNonDirectory(rel);
-          return await openFd(abs, CREATE_FILE, e.mode & 0o777);
-        }
-      });
-      try {
-        await this.streamBody(fd, body!, size, rel);
-      } catch (err) {
-        await closeFd(fd).catch(() => {});
-        throw err;
-      }
-      this.schedule(rel, 0, false, async () => {
-        try {
-          await applyFileMeta(fd, meta);
-        } finally {
-          await closeFd(fd);
-        }
-      });
+    }
+    const fd = createFile(this.root.abs(rel), e.mode, () => this.clearNonDirectory(rel));
+    try {
+      if (body) await this.writeBody(fd, body, size, rel);
+      applyFileMeta(fd, this.fileMeta(e));
+    } finally {
+      fs.closeSync(fd);
     }
     this.stats.files++;
     this.stats.bytes += size;
@@ -308,20 +274,19 @@ class DirWriter {
   }
 
   /** What an earlier entry left at `rel` (never a directory, see addFile) is unlinked. */
-  private async clearNonDirectory(rel: string): Promise<void> {
+  private clearNonDirectory(rel: string): void {
     const abs = this.root.abs(rel);
-    const st = await lstat(abs);
-    if (st.isDirectory()) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: a directory appeared where a file was to be written`);
-    await unlink(abs);
+    if (fs.lstatSync(abs).isDirectory()) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: a directory appeared where a file was to be written`);
+    fs.unlinkSync(abs);
   }
 
-  private async streamBody(fd: number, body: Readable, size: number, rel: string): Promise<void> {
+  private async writeBody(fd: number, body: Readable, size: number, rel: string): Promise<void> {
     let n = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (this.stopped) throw interrupted();
+      this.check();
       n += chunk.length;
       if (n > size) throw badBody(rel, size, n);
-      await writeAll(fd, chunk);
+      writeAll(fd, chunk);
     }
     if (n !== size) throw badBody(rel, size, n);
   }
@@ -331,9 +296,7 @@ class DirWriter {
     if (pathComponents(target).length === 0) throw unsafePath(rel, 'hardlink to the root');
     if (target === rel) return false;
     const targetAbs = this.root.abs(target);
-    const st = (await this.root.parentReady(target, false))
-      ? await (this.pendingAt.get(target) ?? Promise.resolve()).then(() => lstat(targetAbs).catch(() => undefined))
-      : undefined;
+    const st = this.root.parentReady(target, false) ? fs.lstatSync(targetAbs, { throwIfNoEntry: false }) : undefined;
     if (!st) {
       if (this.skippedDevices.has(target)) this.noDevice++;
       else this.warnings.warn('IMGX_BAD_HARDLINK', `hardlink ${rel} to ${target}: no such file; skipped`);
@@ -343,15 +306,14 @@ class DirWriter {
     // link(2) never follows a symlink on Linux, and the target was reached without following any.
     if (st.isDirectory()) throw unsafePath(rel, `hardlink to ${target}, a directory`);
     const abs = this.root.abs(rel);
-    await this.creating(async () => {
-      try {
-        await link(targetAbs, abs);
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        await this.removeExisting(rel);
-        await link(targetAbs, abs);
-      }
-    });
+    try {
+      fs.linkSync(targetAbs, abs);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      await this.removeExisting(rel);
+      this.check();
+      fs.linkSync(targetAbs, abs);
+    }
     this.stats.links++;
     return true;
   }
@@ -363,21 +325,17 @@ class DirWriter {
       return false;
     }
     const abs = this.root.abs(rel);
-    await this.creating(async () => {
-      try {
-        await symlink(target, abs);
-      } catch (err) {
-        if (errnoOf(err) !== 'EEXIST') throw err;
-        await this.removeExisting(rel);
-        await symlink(target, abs);
-      }
-    });
+    try {
+      fs.symlinkSync(target, abs);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      await this.removeExisting(rel);
+      this.check();
+      fs.symlinkSync(target, abs);
+    }
     // l* calls: never through the link.
-    const chown = this.asRoot && (e.uid !== this.uid || e.gid !== this.gid);
-    this.schedule(rel, 0, false, async () => {
-      if (chown) await lchown(abs, e.uid, e.gid);
-      await lutimes(abs, e.mtime, e.mtime);
-    });
+    if (this.asRoot && (e.uid !== this.uid || e.gid !== this.gid)) fs.lchownSync(abs, e.uid, e.gid);
+    fs.lutimesSync(abs, e.mtime, e.mtime);
     this.stats.links++;
     return true;
   }
@@ -402,6 +360,7 @@ class DirWriter {
     this.specials = [];
     this.specialAt.clear();
     const { failed, firstError } = await this.creating(() => makeSpecialFiles(this.root.root, nodes));
+    this.check();
     const bad = new Set(failed);
     for (const n of failed) {
       if (n.type === 'fifo') throw new ImgxError('IMGX_IO', `cannot make fifo ${n.rel}: ${firstError ?? 'mkfifo failed'}`);
@@ -412,11 +371,11 @@ class DirWriter {
       if (bad.has(n)) continue;
       const abs = this.root.abs(n.rel);
       if (this.asRoot && (n.meta.uid !== this.uid || n.meta.gid !== this.gid)) {
-        await lchown(abs, n.meta.uid, n.meta.gid);
+        fs.lchownSync(abs, n.meta.uid, n.meta.gid);
         // chown may clear setuid/setgid: restore, on what lstat shows is not a symlink.
-        if ((n.mode & 0o6000) !== 0 && !(await lstat(abs)).isSymbolicLink()) await chmod(abs, n.mode);
+        if ((n.mode & 0o6000) !== 0 && !fs.lstatSync(abs).isSymbolicLink()) fs.chmodSync(abs, n.mode);
       }
-      await lutimes(abs, n.meta.mtime ?? 0, n.meta.mtime ?? 0);
+      fs.lutimesSync(abs, n.meta.mtime ?? 0, n.meta.mtime ?? 0);
       this.stats.special++;
     }
   }
@@ -424,14 +383,13 @@ class DirWriter {
   /** Removes what is at `rel` so a later entry can take its place (duplicates: the last wins). */
   private async removeExisting(rel: string): Promise<void> {
     const abs = this.root.abs(rel);
-    const st = await lstat(abs).catch(() => undefined);
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     if (!st.isDirectory()) {
-      await unlink(abs);
+      fs.unlinkSync(abs);
       return;
     }
-    await this.drain();
-    await removeTree(abs);
+    await this.creating(() => removeTree(abs));
     this.root.forget(rel);
     const prefix = `${rel}/`;
     for (const k of this.dirMeta.keys()) if (k === rel || k.startsWith(prefix)) this.dirMeta.delete(k);
@@ -443,46 +401,15 @@ class DirWriter {
     if (this.warnings.strict) this.warnings.warn('IMGX_NO_CHOWN', `ownership of ${e.path} (${e.uid}:${e.gid}) not applied (not root)`);
   }
 
-  // ---- background write-outs ------------------------------------------------------------------
-
-  private async room(bytes: number): Promise<void> {
-    while (this.jobs.size >= MAX_JOBS || (this.jobs.size > 0 && this.buffered + bytes > MAX_BUFFERED)) {
-      await Promise.race(this.jobs);
-    }
-    this.check();
-  }
-
-  /** Runs `job` in the background; `creates`: it makes entries, so an interrupt waits for it. */
-  private schedule(rel: string, bytes: number, creates: boolean, job: () => Promise<void>): void {
-    this.buffered += bytes;
-    if (creates) this.creatingNow++;
-    const p: Promise<void> = job()
-      .catch((err: unknown) => {
-        this.firstError ??= err;
-      })
-      .finally(() => {
-        this.jobs.delete(p);
-        this.buffered -= bytes;
-        if (this.pendingAt.get(rel) === p) this.pendingAt.delete(rel);
-        if (creates && --this.creatingNow === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
-    this.jobs.add(p);
-    this.pendingAt.set(rel, p);
-  }
-
-  private async drain(): Promise<void> {
-    while (this.jobs.size > 0) await Promise.all([...this.jobs]);
-  }
-
   // ---- the end --------------------------------------------------------------------------------
 
   async finish(): Promise<void> {
-    await this.drain();
     this.check();
     await this.flushSpecials();
     // xattrs before directory modes, so that a 0000 directory does not stop an unprivileged run.
     await this.xattrs.apply(this.root.root, (fn) => this.creating(fn));
-    await this.applyDirectoryMeta();
+    this.check();
+    this.applyDirectoryMeta();
     if (this.asRoot) {
       if (this.noDevice > 0) this.warnings.warn('IMGX_NO_DEVICE', `${this.noDevice} device nodes not created (mknod refused)`);
       return;
@@ -496,54 +423,26 @@ class DirWriter {
     if (missed.length) this.warnings.warn('IMGX_UNPRIVILEGED', `not root: ${missed.join(', ')} (run as root for an exact copy)`);
   }
 
-  private async applyDirectoryMeta(): Promise<void> {
-    // Deepest first, one depth at a time: a parent's mode (e.g. 0000) is set after its children.
-    const byDepth = new Map<number, [string, Meta][]>();
-    for (const item of this.dirMeta) {
-      const d = depth(item[0]);
-      let list = byDepth.get(d);
-      if (!list) byDepth.set(d, (list = []));
-      list.push(item);
-    }
-    for (const d of [...byDepth.keys()].sort((a, b) => b - a)) {
-      const list = byDepth.get(d)!;
-      let next = 0;
-      const worker = async () => {
-        while (next < list.length) {
-          const [rel, meta] = list[next++]!;
-          this.check();
-          await this.dirMetaAt(this.root.abs(rel), meta);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(DIR_META_CONCURRENCY, list.length) }, worker));
-    }
-    await this.dirMetaAt(this.root.root, this.rootMeta ?? { mode: 0o755, uid: this.uid, gid: this.gid, mtime: undefined });
+  /** Deepest first: a parent's mode (e.g. 0000) is set after its children. */
+  private applyDirectoryMeta(): void {
+    const list = [...this.dirMeta].map(([rel, meta]) => ({ rel, meta, depth: depth(rel) }));
+    list.sort((a, b) => b.depth - a.depth);
+    for (const { rel, meta } of list) this.dirMetaAt(this.root.abs(rel), meta);
+    this.dirMetaAt(this.root.root, this.rootMeta ?? { mode: 0o755, uid: this.uid, gid: this.gid, mtime: undefined });
   }
 
-  private async dirMetaAt(abs: string, meta: Meta): Promise<void> {
-    const fd = await openFd(abs, OPEN_DIR);
+  private dirMetaAt(abs: string, meta: Meta): void {
+    const fd = fs.openSync(abs, OPEN_DIR);
     try {
-      if (this.asRoot && (meta.uid !== this.uid || meta.gid !== this.gid)) await fchown(fd, meta.uid, meta.gid);
-      if (meta.mode !== 0o700) await fchmod(fd, meta.mode);
-      if (meta.mtime !== undefined) await futimes(fd, meta.mtime);
+      if (this.asRoot && (meta.uid !== this.uid || meta.gid !== this.gid)) fs.fchownSync(fd, meta.uid, meta.gid);
+      if (meta.mode !== 0o700) fs.fchmodSync(fd, meta.mode);
+      if (meta.mtime !== undefined) fs.futimesSync(fd, meta.mtime, meta.mtime);
     } finally {
-      await closeFd(fd);
+      fs.closeSync(fd);
     }
   }
 }
 
 function badBody(rel: string, size: number, got: number): ImgxError {
   return new ImgxError('IMGX_BAD_LAYER', `${rel}: the content is ${got > size ? 'longer' : 'shorter'} than its ${size} bytes`);
-}
-
-async function readBody(body: Readable, size: number, rel: string): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > size) throw badBody(rel, size, n);
-    chunks.push(chunk);
-  }
-  if (n !== size) throw badBody(rel, size, n);
-  return chunks;
 }
