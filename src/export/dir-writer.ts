@@ -16,10 +16,10 @@ import fs, { constants } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ImgxError, isImgxError } from '../errors.ts';
-import type { FlatEntry } from '../layers/fs-entry.ts';
+import type { FlatEntry, StagedContent } from '../layers/fs-entry.ts';
 import type { Warnings } from '../warnings.ts';
 import { ConfinedRoot } from './confined-root.ts';
-import { applyFileMeta, createFile, writeAll, type FileMeta } from './fd-ops.ts';
+import { applyFileMeta, createFile, fileMetaFor, writeAll, writerIdentity, type WriterIdentity } from './fd-ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { removeTree } from './remove-tree.ts';
 import { pathComponents, unsafePath } from './safe-path.ts';
@@ -31,6 +31,11 @@ export interface WriteDirectoryOptions {
   warnings: Warnings;
   /** Apply ownership, make device nodes, set every xattr namespace. Default: effective uid is 0. */
   asRoot?: boolean;
+  /**
+   * The staging directory, made by the caller beforehand (extractImage makes it before pass 1, to
+   * stage contents beside it); DEST was checked then. Default: made here.
+   */
+  staging?: StagingDir;
 }
 
 export interface WriteDirectoryResult {
@@ -81,8 +86,11 @@ function depth(rel: string): number {
 
 export async function writeDirectory(entries: AsyncIterable<FlatEntry>, dest: string, opts: WriteDirectoryOptions): Promise<WriteDirectoryResult> {
   const target = resolve(dest);
-  await checkDestination(target);
-  const staging = await StagingDir.create(target);
+  let staging = opts.staging;
+  if (!staging) {
+    await checkDestination(target);
+    staging = await StagingDir.create(target);
+  }
   const writer = new DirWriter(staging.path, opts);
   const abandon = async () => {
     writer.interrupt();
@@ -90,6 +98,7 @@ export async function writeDirectory(entries: AsyncIterable<FlatEntry>, dest: st
     await writer.discard();
     await staging.discard();
   };
+  // With a staging directory given, this runs before the first await: no moment without a handler.
   const unhook = onInterrupt(abandon);
   try {
     for await (const e of entries) await writer.add(e);
@@ -110,10 +119,10 @@ class DirWriter {
   readonly stats: WriteDirectoryResult = { files: 0, dirs: 0, links: 0, bytes: 0, special: 0 };
   private readonly root: ConfinedRoot;
   private readonly warnings: Warnings;
+  private readonly who: WriterIdentity;
   private readonly asRoot: boolean;
   private readonly uid: number;
   private readonly gid: number;
-  private readonly umask: number;
   private readonly xattrs: XattrBatch;
 
   /** Final metadata of every directory, applied deepest first at the end. */
@@ -140,12 +149,10 @@ class DirWriter {
 
   constructor(rootPath: string, opts: WriteDirectoryOptions) {
     this.warnings = opts.warnings;
-    this.uid = process.geteuid?.() ?? 0;
-    this.gid = process.getegid?.() ?? 0;
-    this.asRoot = opts.asRoot ?? this.uid === 0;
-    const mask = process.umask(0o022);
-    process.umask(mask);
-    this.umask = mask;
+    this.who = writerIdentity(opts.asRoot);
+    this.uid = this.who.uid;
+    this.gid = this.who.gid;
+    this.asRoot = this.who.asRoot;
     this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.asRoot, this.warnings);
     this.root = new ConfinedRoot(rootPath, (rel) => this.makeImplicitDir(rel));
   }
@@ -249,28 +256,41 @@ class DirWriter {
   private async addFile(rel: string, e: FlatEntry): Promise<void> {
     const size = e.size;
     const body = e.body;
-    if (size > 0 && !body) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: no content for a ${size}-byte file`);
+    if (size > 0 && !body && !e.staged) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: no content for a ${size}-byte file`);
     // Every directory here was made by this writer, so dirMeta says whether one is in the way.
-    // Anything else in the way is cleared by the create itself (onExists).
+    // Anything else in the way is cleared by the create itself (onExists), or replaced by rename.
     if (this.dirMeta.has(rel)) {
       await this.removeExisting(rel);
       this.check();
     }
-    const fd = createFile(this.root.abs(rel), e.mode, () => this.clearNonDirectory(rel));
-    try {
-      if (body) await this.writeBody(fd, body, size, rel);
-      applyFileMeta(fd, this.fileMeta(e));
-    } finally {
-      fs.closeSync(fd);
+    if (e.staged) this.placeStaged(rel, e, e.staged);
+    else {
+      const fd = createFile(this.root.abs(rel), e.mode, () => this.clearNonDirectory(rel));
+      try {
+        if (body) await this.writeBody(fd, body, size, rel);
+        applyFileMeta(fd, fileMetaFor(e, this.who));
+      } finally {
+        fs.closeSync(fd);
+      }
     }
     this.stats.files++;
     this.stats.bytes += size;
   }
 
-  private fileMeta(e: FlatEntry): FileMeta {
-    const meta: FileMeta = { mode: e.mode & 0o7777, chmod: (e.mode & 0o7000) !== 0 || (e.mode & this.umask) !== 0, mtime: e.mtime };
-    if (this.asRoot && (e.uid !== this.uid || e.gid !== this.gid)) meta.owner = { uid: e.uid, gid: e.gid };
-    return meta;
+  /**
+   * A content staged in pass 1 (content-stage.ts) moves into place with one rename: its parent was
+   * verified above, and rename(2) replaces a non-directory at the name without following it.
+   */
+  private placeStaged(rel: string, e: FlatEntry, staged: StagedContent): void {
+    const abs = this.root.abs(rel);
+    fs.renameSync(staged.path, abs);
+    // The staged copy got the metadata of its own tar entry, which is the tree's for that content;
+    // should they ever differ, the tree's wins (l* calls: `abs` is the regular file just moved).
+    if (staged.mode === (e.mode & 0o7777) && staged.uid === e.uid && staged.gid === e.gid && staged.mtime === e.mtime) return;
+    const meta = fileMetaFor(e, this.who);
+    if (meta.owner) fs.lchownSync(abs, meta.owner.uid, meta.owner.gid);
+    fs.chmodSync(abs, meta.mode);
+    fs.lutimesSync(abs, e.mtime, e.mtime);
   }
 
   /** What an earlier entry left at `rel` (never a directory, see addFile) is unlinked. */

@@ -25,6 +25,29 @@ export interface FileMeta {
   mtime: number;
 }
 
+/** Who writes: whether ownership is applied, this process's ids, and the umask new files get. */
+export interface WriterIdentity {
+  asRoot: boolean;
+  uid: number;
+  gid: number;
+  umask: number;
+}
+
+export function writerIdentity(asRoot?: boolean): WriterIdentity {
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  const umask = process.umask(0o022);
+  process.umask(umask);
+  return { asRoot: asRoot ?? uid === 0, uid, gid, umask };
+}
+
+/** What to apply to a file just created (by createFile, with the entry's mode) for entry `e`. */
+export function fileMetaFor(e: { mode: number; uid: number; gid: number; mtime: number }, who: WriterIdentity): FileMeta {
+  const meta: FileMeta = { mode: e.mode & 0o7777, chmod: (e.mode & 0o7000) !== 0 || (e.mode & who.umask) !== 0, mtime: e.mtime };
+  if (who.asRoot && (e.uid !== who.uid || e.gid !== who.gid)) meta.owner = { uid: e.uid, gid: e.gid };
+  return meta;
+}
+
 /** Ownership, mode and times through the fd, in that order. */
 export function applyFileMeta(fd: number, meta: FileMeta): void {
   if (meta.owner) fs.fchownSync(fd, meta.owner.uid, meta.owner.gid);

@@ -5,20 +5,24 @@
 // once: its first path in tree order as a file with its body, its other paths right after it as
 // hardlinks to that path); then symlinks, devices and fifos in tree order (hardlinked ones the
 // same way). Only layers that hold a non-empty surviving file are read again; empty files need no
-// read. Names, types and metadata come from the tree, never from the re-read headers.
+// read, and neither do contents the sink staged in pass 1 (`staged`: such files come out with a
+// handle on the staged copy instead of a body). Names, types and metadata come from the tree,
+// never from the re-read headers.
 //
 // Bodies are the layer's own stream, so a consumer must finish one body before it asks for the
 // next entry; asking for the next entry drains whatever is left of the previous body.
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ImgxError } from '../errors.ts';
-import type { FlatEntry } from './fs-entry.ts';
+import type { FlatEntry, StagedContent, StagedContents } from './fs-entry.ts';
 import type { FlatTree, TreeNode } from './flat-tree.ts';
 import { layerName, type LayerReader } from './layer-reader.ts';
 import { readTar } from './tar-reader.ts';
 
 export interface EmitOptions {
   signal?: AbortSignal;
+  /** Contents the sink staged in pass 1: files found there are emitted with `staged`, unread. */
+  staged?: StagedContents;
 }
 
 /** A sink's copy of a tree node, without the tree's bookkeeping. */
@@ -93,8 +97,18 @@ async function* emit(tree: FlatTree, layers: LayerReader[], opts: EmitOptions): 
   }
   const readers = new Map(layers.map((l) => [l.index, l]));
   for (const index of [...perLayer.keys()].sort((a, b) => a - b)) {
-    const list = perLayer.get(index)!.sort((a, b) => a.offset - b.offset);
+    let list = perLayer.get(index)!.sort((a, b) => a.offset - b.offset);
     perLayer.delete(index);
+    if (opts.staged) {
+      const unstaged: Pending[] = [];
+      for (const p of list) {
+        const staged = tree.at(p.nodes[0]!).size > 0 ? opts.staged.take(index, p.offset) : undefined;
+        if (staged) yield* stagedWithLinks(tree, p.nodes, staged);
+        else unstaged.push(p);
+      }
+      list = unstaged;
+      if (list.length === 0) continue;
+    }
     const layer = readers.get(index);
     if (!layer) throw new ImgxError('IMGX_BAD_LAYER', `no reader for layer ${index}`);
     if (list.every((p) => tree.at(p.nodes[0]!).size === 0)) {
@@ -114,6 +128,14 @@ async function* emit(tree: FlatTree, layers: LayerReader[], opts: EmitOptions): 
     yield entryOf(node);
     if (nodes) for (const other of nodes.slice(1)) yield hardlinkTo(tree.at(other), node.path);
   }
+}
+
+function* stagedWithLinks(tree: FlatTree, nodes: number[], staged: StagedContent): Generator<FlatEntry> {
+  const first = tree.at(nodes[0]!);
+  const e = entryOf(first);
+  e.staged = staged;
+  yield e;
+  for (const other of nodes.slice(1)) yield hardlinkTo(tree.at(other), first.path);
 }
 
 async function* fileWithLinks(tree: FlatTree, nodes: number[], body: Readable): AsyncGenerator<FlatEntry> {

@@ -29,7 +29,30 @@ export interface FsEntry {
   xattrs: Map<string, Buffer>;
 }
 
-/** An entry as emitted by the flatten stage: files carry a body of exactly `size` bytes. */
+/**
+ * A file whose content a sink already holds, written while pass 1 read its layer (the directory
+ * writer's staged copy), with the metadata it was given then. Only a sink that staged contents is
+ * given entries that carry one.
+ */
+export interface StagedContent {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+}
+
+/** Where emit finds staged contents: by the layer index and header offset that name a content. */
+export interface StagedContents {
+  /** The staged content for that source, or undefined (then the layer is read). Each is taken once. */
+  take(layer: number, offset: number): StagedContent | undefined;
+}
+
+/**
+ * An entry as emitted by the flatten stage: files carry a body of exactly `size` bytes, or (for a
+ * sink that staged them) `staged` instead.
+ */
 export interface FlatEntry extends FsEntry {
   body?: Readable;
+  staged?: StagedContent;
 }

@@ -16,7 +16,7 @@ import { pullProgressFor } from '../cli/progress.ts';
 import { Warnings } from '../warnings.ts';
 import type { FlatTree } from './flat-tree.ts';
 import { layerReaders, type LayerReader } from './layer-reader.ts';
-import { scanLayers } from './scan.ts';
+import { scanLayers, type ContentSink } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
 import { join } from 'node:path';
 import { loadTreeAndWarnings, saveTree, type RecordedWarning } from './tree-cache.ts';
@@ -36,6 +36,11 @@ export interface OpenImageTreeOptions {
    * their uncompressed streams so that reading the contents does not inflate them a second time.
    */
   spool?: boolean;
+  /**
+   * When the layers must be scanned, their file contents go here as they are read (the extract
+   * path stages them); no spool is needed then.
+   */
+  contents?: ContentSink;
 }
 
 /** The root manifest read once, however many times it is asked for (pull resolves the image again). */
@@ -160,7 +165,7 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
       const cached = await indexed(resolved.manifest.digest);
       if (cached) return { image: resolved, layers, tree: cached, fromIndex: true, close };
     }
-    if (opts?.spool) {
+    if (opts?.spool && !opts.contents) {
       spool = await spoolLayers(layers, join(ctx.cache.root, 'tmp'));
       layers = spool.layers;
     }
@@ -168,7 +173,7 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     const untap = warnings.tap((code, message) => recorded.push({ code, message }));
     let tree: FlatTree;
     try {
-      tree = await scanLayers(layers, { warnings, signal: abort.signal });
+      tree = await scanLayers(layers, { warnings, signal: abort.signal, ...(opts?.contents ? { contents: opts.contents } : {}) });
     } finally {
       untap();
     }

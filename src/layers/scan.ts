@@ -33,6 +33,21 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** Keep the per-layer list of changed paths in `layerChanges` (default true). */
   recordPaths?: boolean;
+  /**
+   * Receives the content of every regular file as pass 1 reads past it, so that a sink can keep it
+   * (the directory writer stages it) and pass 2 need not read the layer again.
+   */
+  contents?: ContentSink;
+}
+
+/**
+ * Where pass 1 hands file contents. `file` is called for every non-empty regular file of a layer
+ * (whiteouts excluded), with the layer index and the entry's header offset, which name its content
+ * in the FlatTree; it must read the whole body (through `readBody`) before it resolves. Whatever
+ * the layers hold, the names it is given are numbers: the entry's path is only for messages.
+ */
+export interface ContentSink {
+  file(layer: number, offset: number, entry: ScanEntry, readBody: (sink: (chunk: Buffer) => void) => Promise<void>): Promise<void>;
 }
 
 // ---- what pass 1 keeps of a layer -------------------------------------------------------------
@@ -99,7 +114,7 @@ const KNOWN: ReadonlySet<string> = new Set(['file', 'directory', 'symlink', 'har
  * Turns one tar header into what flatten keeps, or records a whiteout. Throws on names that can
  * never be applied (NUL bytes, a non-directory named as the root, malformed whiteouts).
  */
-export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, warnings: Warnings, where: string): void {
+export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, warnings: Warnings, where: string): ScanEntry | undefined {
   const n = normalisePath(h.name);
   // A whiteout is its name alone, whatever its type (as umoci and containerd read them).
   const wh = classifyWhiteout(n.path);
@@ -128,7 +143,7 @@ export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, wa
     linkname = l.path;
   }
   const dev = h.type === 'char-device' || h.type === 'block-device';
-  out.entries.push({
+  const entry: ScanEntry = {
     path: n.path,
     type: h.type as FsEntryType,
     mode: h.mode & 0o7777,
@@ -143,24 +158,31 @@ export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, wa
     devminor: dev ? h.devminor : 0,
     xattrs: xattrsOf(h.pax),
     offset,
-  });
+  };
+  out.entries.push(entry);
+  return entry;
 }
 
-/** Reads one layer's headers to the end of its stream (bodies skipped, the diff_id checked). */
-export async function readLayerEntries(layer: LayerReader, warnings: Warnings, signal?: AbortSignal): Promise<LayerEntries> {
+/**
+ * Reads one layer's headers to the end of its stream (the diff_id checked). Bodies are skipped,
+ * or handed to `contents` when given.
+ */
+export async function readLayerEntries(layer: LayerReader, warnings: Warnings, signal?: AbortSignal, contents?: ContentSink): Promise<LayerEntries> {
   const where = layerName(layer.index, layer.desc.digest);
   const input: Readable = await layer.open({ verifyDiffId: true, signal });
   const out: LayerEntries = { whiteouts: [], opaques: [], entries: [] };
   try {
-    for await (const e of readTar(input, { what: where, skipBodies: true })) {
+    for await (const e of readTar(input, { what: where, skipBodies: !contents })) {
       signal?.throwIfAborted();
+      let entry: ScanEntry | undefined;
       try {
-        collectEntry(out, e.header, e.offset, warnings, where);
+        entry = collectEntry(out, e.header, e.offset, warnings, where);
       } catch (err) {
         // The same error, with the layer named.
         if (err instanceof ImgxError && !err.message.startsWith(where)) throw new ImgxError(err.code, `${where}: ${err.message}`);
         throw err;
       }
+      if (contents && entry?.type === 'file' && entry.size > 0) await contents.file(layer.index, e.offset, entry, (sink) => e.readBody(sink));
     }
     // readTar reads past the end-of-archive blocks to the end of the input, so the diff_id check
     // (which covers every byte, the trailing padding included) has run once it returns.
@@ -550,7 +572,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
       await slot();
       try {
         ac.signal.throwIfAborted();
-        return await readLayerEntries(layer, opts.warnings, ac.signal);
+        return await readLayerEntries(layer, opts.warnings, ac.signal, opts.contents);
       } finally {
         release();
       }

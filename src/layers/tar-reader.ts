@@ -33,6 +33,12 @@ export interface TarEntry {
    * next entry skips what is left.
    */
   body: Readable;
+  /**
+   * The body without a stream: calls `sink` with each piece of the content in order (holes of
+   * sparse files as zeros) and resolves after the last. A piece is valid only during the call. For
+   * consumers that write synchronously (pass 1 staging file contents); use it or `body`, not both.
+   */
+  readBody(sink: (chunk: Buffer) => void): Promise<void>;
   /** For GNU sparse files: where the stored data goes (everything else is a hole). */
   sparse?: SparseSegment[];
 }
@@ -49,6 +55,7 @@ const EMPTY = Buffer.alloc(0);
 const MAX_PENDING_EXTENSIONS = 8 * MAX_EXTENSION_SIZE;
 /** Holes of sparse files are pushed in pieces of at most this size. */
 const ZERO_CHUNK = 1 << 16;
+const ZEROS = Buffer.alloc(ZERO_CHUNK);
 
 function emptyBody(): Readable {
   return new Readable({
@@ -64,11 +71,26 @@ class Entry implements TarEntry {
   sparse?: SparseSegment[];
   #body: Readable | undefined;
   #make: (() => Readable) | undefined;
-  constructor(header: TarHeader, offset: number, make: (() => Readable) | undefined, sparse: SparseSegment[] | undefined) {
+  #read: ((sink: (chunk: Buffer) => void) => Promise<void>) | undefined;
+  constructor(
+    header: TarHeader,
+    offset: number,
+    make: (() => Readable) | undefined,
+    read: ((sink: (chunk: Buffer) => void) => Promise<void>) | undefined,
+    sparse: SparseSegment[] | undefined,
+  ) {
     this.header = header;
     this.offset = offset;
     this.#make = make;
+    this.#read = read;
     if (sparse) this.sparse = sparse;
+  }
+  readBody(sink: (chunk: Buffer) => void): Promise<void> {
+    if (this.#body) return Promise.reject(new Error('tar entry: the body stream was already taken'));
+    const read = this.#read;
+    this.#read = undefined;
+    this.#make = undefined;
+    return read ? read(sink) : Promise.resolve();
   }
   /**
    * Created on first use: pass 1 reads millions of entries and never looks at a body, and pass 2
@@ -282,6 +304,46 @@ class TarReader {
     }
   }
 
+  /** Entry.readBody: the content of `cur` to `sink`, straight from the input chunks. */
+  readInto(cur: Current, sink: (chunk: Buffer) => void): Promise<void> {
+    if (cur.left || this.closed || cur.body) return Promise.reject(new Error('tar entry: the body is no longer readable'));
+    // Marked as a pump, so that moving to the next entry waits for this read to finish.
+    this.pumpActive = true;
+    this.pumping = (async () => {
+      try {
+        for (;;) {
+          const piece = cur.pieces[cur.piece];
+          if (!piece) break;
+          if (piece.left === 0) {
+            cur.piece++;
+            continue;
+          }
+          if (!piece.data) {
+            const n = Math.min(piece.left, ZERO_CHUNK);
+            piece.left -= n;
+            sink(ZEROS.subarray(0, n));
+            continue;
+          }
+          if (this.pos >= this.buf.length && !(await this.fill())) throw this.truncated(`the data of an entry`);
+          if (cur.left || this.closed) throw new Error('tar entry: the reader moved on');
+          const n = Math.min(piece.left, this.buf.length - this.pos);
+          const chunk = this.buf.subarray(this.pos, this.pos + n);
+          this.pos += n;
+          cur.stored -= n;
+          piece.left -= n;
+          sink(chunk);
+        }
+        cur.complete = true;
+      } catch (e) {
+        this.failed ??= e;
+        throw e;
+      } finally {
+        this.pumpActive = false;
+      }
+    })();
+    return this.pumping;
+  }
+
   // ---- the generator side ------------------------------------------------------------------
 
   async next(): Promise<TarEntry | null> {
@@ -424,7 +486,8 @@ class TarReader {
 
       const cur: Current = { stored, padding, pieces, piece: 0, body: undefined, complete: false, left: false };
       this.cur = cur;
-      return new Entry(header, start, !this.skipBodies && header.size > 0 ? () => this.bodyOf(cur) : undefined, segments);
+      const withBody = !this.skipBodies && header.size > 0;
+      return new Entry(header, start, withBody ? () => this.bodyOf(cur) : undefined, withBody ? (sink) => this.readInto(cur, sink) : undefined, segments);
     }
   }
 

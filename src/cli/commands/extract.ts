@@ -3,10 +3,9 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { checkDestination } from '../../export/staging-dir.ts';
-import { writeDirectory } from '../../export/dir-writer.ts';
-import { emitTree } from '../../layers/emit.ts';
+import { extractImage } from '../../export/extract-image.ts';
 import { Warnings } from '../../warnings.ts';
-import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
+import { IMAGE_ARG_HELP, debugTreeOrigin } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 import { humanSize } from '../format.ts';
 
@@ -29,8 +28,8 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
     await checkDestination(dest);
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     const t0 = performance.now();
-    await withImageTrees(ctx, [argv.image], { warnings, spool: true }, async ([it]) => {
-      const r = await writeDirectory(emitTree(it.tree, it.layers), dest, { warnings });
+    try {
+      const { tree: it, result: r } = await extractImage(ctx, argv.image, dest, { warnings, opened: (it) => debugTreeOrigin(ctx, it) });
       const seconds = (performance.now() - t0) / 1000;
       if (ctx.json) {
         ctx.out(
@@ -55,6 +54,8 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
         const special = r.special ? `, ${r.special} devices and fifos` : '';
         ctx.out(`${argv.dir}: ${r.files} files, ${r.dirs} directories, ${r.links} links${special}, ${humanSize(r.bytes)} in ${seconds.toFixed(1)} s`);
       }
-    });
+    } finally {
+      warnings.flush();
+    }
   },
 };

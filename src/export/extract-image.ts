@@ -1,0 +1,67 @@
+// An image's flattened filesystem into a directory, in one read of each layer: the staging
+// directory is made first, pass 1 stages every file content beside it as it scans (content-stage.ts),
+// and pass 2 (the directory writer) moves the surviving contents into place. When the tree comes
+// from the browse index instead (nothing scanned), pass 2 reads the layers as usual.
+import { resolve } from 'node:path';
+import type { CliContext } from '../cli/context.ts';
+import { emitTree } from '../layers/emit.ts';
+import { openImageTree, type ImageTree } from '../layers/image-tree.ts';
+import type { Warnings } from '../warnings.ts';
+import { ContentStage } from './content-stage.ts';
+import { writeDirectory, type WriteDirectoryResult } from './dir-writer.ts';
+import { writerIdentity } from './fd-ops.ts';
+import { onInterrupt } from './interrupt.ts';
+import { StagingDir, checkDestination } from './staging-dir.ts';
+
+export interface ExtractImageOptions {
+  warnings: Warnings;
+  /** As writeDirectory's. */
+  asRoot?: boolean;
+  /** Called with the tree once it is known, before anything is written into DEST. */
+  opened?: (it: ImageTree) => void;
+}
+
+export async function extractImage(ctx: CliContext, image: string, dest: string, opts: ExtractImageOptions): Promise<{ tree: ImageTree; result: WriteDirectoryResult }> {
+  const target = resolve(dest);
+  await checkDestination(target);
+  const staging = await StagingDir.create(target);
+  let stage: ContentStage;
+  try {
+    stage = await ContentStage.create(`${staging.path}.content`, writerIdentity(opts.asRoot));
+  } catch (e) {
+    await staging.discard();
+    throw e;
+  }
+  const cleanUp = async () => {
+    await stage.dispose();
+    await staging.discard();
+  };
+  // For the whole extract: during pass 2 the writer's own handler removes the staging directory,
+  // this one the staged contents (the signal is raised again once both are done).
+  const unhook = onInterrupt(async () => {
+    stage.stop();
+    await cleanUp();
+  });
+  let it: ImageTree & { close(): Promise<void> };
+  try {
+    it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });
+    opts.opened?.(it);
+  } catch (e) {
+    unhook();
+    await cleanUp().catch(() => {});
+    throw e;
+  }
+  try {
+    const result = await writeDirectory(emitTree(it.tree, it.layers, { staged: stage }), target, {
+      warnings: opts.warnings,
+      staging,
+      ...(opts.asRoot !== undefined ? { asRoot: opts.asRoot } : {}),
+    });
+    return { tree: it, result };
+  } finally {
+    // Contents that later layers replaced or removed, or all of them after a failure.
+    await stage.dispose().catch(() => {});
+    await it.close();
+    unhook();
+  }
+}
