@@ -14,12 +14,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { imgxCommand } from './lib/imgx-launch.ts';
 import { requireRoot, roundsOption } from './lib/options.ts';
 import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, FIXTURE_ROOT, ociRef, type DebianImage } from '../test/fixtures/debian-image.ts';
 import { diffTrees } from '../test/helpers/tree-compare.ts';
 import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
-import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
+import { REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
 const rounds = roundsOption(values.rounds, 3);
@@ -94,9 +95,10 @@ try {
     const tools: Record<Tool, () => Promise<Omit<Run, 'round' | 'tool'>>> = {
       imgx: async () => {
         mkdirSync(imgxCache);
-        const m = await measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'extract', '--quiet', ref, imgxDest], {
+        const c = imgxCommand(['extract', '--quiet', ref, imgxDest]);
+        const m = await measure(c.cmd, c.args, {
           cwd: REPO_ROOT,
-          env: { ...process.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
+          env: { ...process.env, ...c.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
         });
         if (m.code !== 0) throw new Error(`imgx extract failed (exit ${m.code}): ${m.stderr.trim()}`);
         return { wallS: m.wallS, peakTreeRssKiB: m.treePeakRssKiB, maxRssKiB: m.maxRssKiB };

@@ -6,10 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { imgxCommand } from './lib/imgx-launch.ts';
 import { roundsOption } from './lib/options.ts';
 import { BENCH_ROOT, benchImage } from './lib/image.ts';
 import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
-import { IMGX_BIN, NODE_BIN, REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
+import { REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' } } });
 const rounds = roundsOption(values.rounds, 3);
@@ -53,9 +54,10 @@ try {
       const cache = join(work, 'imgx-cache');
       rmSync(cache, { recursive: true, force: true });
       mkdirSync(cache);
-      const m = await measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'pull', '--quiet', ref], {
+      const c = imgxCommand(['pull', '--quiet', ref]);
+      const m = await measure(c.cmd, c.args, {
         cwd: REPO_ROOT,
-        env: { ...process.env, IMGX_CACHE: cache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
+        env: { ...process.env, ...c.env, IMGX_CACHE: cache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
       });
       if (m.code !== 0) throw new Error(`imgx pull failed (exit ${m.code}): ${m.stderr.trim()}`);
       checkBlobs('imgx', join(cache, 'blobs', 'sha256'));

@@ -22,6 +22,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { imgxCommand, nodeBareCommand } from './lib/imgx-launch.ts';
 import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
 import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
@@ -86,7 +87,7 @@ try {
   mkdirSync(imgxCache);
   const imgxEnv = { ...process.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' };
   const imgxRun = (runtime: 'runc' | 'native') =>
-    measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'run', '--quiet', '--runtime', runtime, ref, 'true'], { cwd: REPO_ROOT, env: imgxEnv });
+    (({ cmd, args, env }) => measure(cmd, args, { cwd: REPO_ROOT, env: { ...imgxEnv, ...env } }))(imgxCommand(['run', '--quiet', '--runtime', runtime, ref, 'true']));
 
   // The peer's bundle, prepared once.
   const layout = join(work, 'peer-oci');
@@ -104,7 +105,8 @@ try {
   const runcRun = () => measure('runc', ['--root', runcState, 'run', '--bundle', bundle, `imgx-bench-${process.pid}-${runcIds++}`], { cwd: bundle });
 
   // The floor under any imgx command: starting Node itself, no module of ours loaded.
-  const nodeStartRun = () => measure(NODE_BIN, ['--max-semi-space-size=2', '-e', '0'], { cwd: REPO_ROOT, env: imgxEnv });
+  const bare = nodeBareCommand();
+  const nodeStartRun = () => measure(bare.cmd, bare.args, { cwd: REPO_ROOT, env: { ...imgxEnv, ...bare.env } });
 
   const ok = (side: Side, m: Measurement) => {
     if (m.code !== 0) throw new Error(`${LABEL[side]} exited ${m.code}: ${(m.stderr.trim() || m.stdout.trim()).split('\n').slice(-5).join(' | ')}`);

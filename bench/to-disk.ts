@@ -27,6 +27,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { imgxCommand } from './lib/imgx-launch.ts';
 import { emptyCredentials, requireRoot, roundsOption } from './lib/options.ts';
 import { coldPageCache } from './lib/page-cache.ts';
 import { debianImage, ociRef } from '../test/fixtures/debian-image.ts';
@@ -122,9 +123,10 @@ try {
 
   const runImgxToDisk = async (): Promise<Run & { json: ImgxJson }> => {
     mkdirSync(imgxCache);
-    const m = await measure(NODE_BIN, ['--max-semi-space-size=2', IMGX_BIN, 'to-disk', '--json', '--seed', 'bench', `docker://${ref}`, imgxOut, '--plain-http'], {
+    const c = imgxCommand(['to-disk', '--json', '--seed', 'bench', `docker://${ref}`, imgxOut, '--plain-http']);
+    const m = await measure(c.cmd, c.args, {
       cwd: REPO_ROOT,
-      env: { ...process.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
+      env: { ...process.env, ...c.env, IMGX_CACHE: imgxCache, DOCKER_CONFIG: emptyCfg, NO_COLOR: '1' },
     });
     if (m.code !== 0) throw new Error(`imgx to-disk failed (exit ${m.code}): ${m.stderr.trim()}`);
     const json = JSON.parse(m.stdout) as ImgxJson;

@@ -19,6 +19,8 @@ export interface ExtractImageOptions {
   asRoot?: boolean;
   /** Called with the tree once it is known, before anything is written into DEST. */
   opened?: (it: ImageTree) => void;
+  /** Told when each phase ends (for --debug). */
+  phase?: (what: string) => void;
 }
 
 export async function extractImage(ctx: CliContext, image: string, dest: string, opts: ExtractImageOptions): Promise<{ tree: ImageTree; result: WriteDirectoryResult }> {
@@ -45,6 +47,7 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   let it: ImageTree & { close(): Promise<void> };
   try {
     it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });
+    opts.phase?.(it.fromIndex ? 'tree index found' : 'layers read, contents staged');
     opts.opened?.(it);
   } catch (e) {
     unhook();
@@ -57,10 +60,12 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
       staging,
       ...(opts.asRoot !== undefined ? { asRoot: opts.asRoot } : {}),
     });
+    opts.phase?.('tree written');
     return { tree: it, result };
   } finally {
     // Contents that later layers replaced or removed, or all of them after a failure.
     await stage.dispose().catch(() => {});
+    opts.phase?.('staged leftovers removed');
     await it.close();
     unhook();
   }

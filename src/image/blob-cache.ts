@@ -2,17 +2,18 @@
 // A blob appears under its digest only after its bytes were verified and fsynced (temp → rename),
 // so the cache never holds a blob that was not checked, and several processes may fill it at once.
 // index.json records the images pulled (one entry per reference), updated under a lock.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, utimes, open, rename } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, utimes, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ImgxError, NotFoundError } from '../errors.ts';
 import { tempNameFor, writeFileAtomic } from './atomic-file.ts';
 import type { Descriptor } from './descriptor.ts';
 import { parseDigest, verifyBytes } from './digest.ts';
 import { withFileLock } from './file-lock.ts';
+import { FollowedFileWriter, type BlobWriting } from './growing-blob.ts';
 import { VerifyStream } from './verify-stream.ts';
 
 /** The annotation that holds the full reference an index.json entry was pulled as. */
@@ -78,24 +79,27 @@ export class BlobCache {
    * Nothing is left under the final name unless every byte matched. A source stream that already
    * verifies itself (every ImageSource's does) need not be hashed twice: pass `verified`.
    */
-  async ingest(desc: Pick<Descriptor, 'digest' | 'size'>, source: Readable, opts: { verified?: boolean } = {}): Promise<void> {
+  async ingest(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    source: Readable,
+    opts: { verified?: boolean; onWriting?: (w: BlobWriting) => void } = {},
+  ): Promise<void> {
     await this.init();
     const target = this.blobPath(desc.digest);
     await mkdir(join(target, '..'), { recursive: true });
     const tmp = tempNameFor(target);
-    const out = createWriteStream(tmp, { flags: 'wx', highWaterMark: 1 << 20 });
+    // Written, fsynced (in _final), then renamed; a follower may read it meanwhile (growing-blob.ts).
+    const out = new FollowedFileWriter(tmp, target, desc.size);
+    opts.onWriting?.(out);
     try {
-      if (opts.verified) await pipeline(source, out);
-      else await pipeline(source, new VerifyStream(desc), out);
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      const sink: Writable = out;
+      if (opts.verified) await pipeline(source, sink);
+      else await pipeline(source, new VerifyStream(desc), sink);
       await rename(tmp, target);
+      out.complete();
     } catch (e) {
       source.destroy();
+      out.complete(e);
       await rm(tmp, { force: true });
       throw e;
     }

@@ -37,6 +37,11 @@ export function sha256(data: Uint8Array | string): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
 }
 
+/** node:crypto's name for the digest's algorithm. */
+export function hashAlgorithmOf(digest: string): string {
+  return ALGORITHMS[parseDigest(digest).algorithm]!.node;
+}
+
 /** A hash object for the digest's algorithm. */
 export function hasherFor(digest: string) {
   const { algorithm } = parseDigest(digest);

@@ -2,6 +2,7 @@
 // download in parallel (bounded); blobs the cache already holds are not fetched again.
 import type { Descriptor } from './descriptor.ts';
 import type { BlobCache } from './blob-cache.ts';
+import type { BlobWriting } from './growing-blob.ts';
 import type { ImageSource } from './source.ts';
 import type { PlatformSpec } from './platform.ts';
 import { descriptorOf, resolveImage, type ResolvedImage } from './resolve.ts';
@@ -10,6 +11,8 @@ export interface PullProgress {
   begin?(layers: Descriptor[]): void;
   bytes?(layer: Descriptor, n: number): void;
   done?(layer: Descriptor, fromCache: boolean): void;
+  /** A layer's download is being written into the cache (a reader may follow it: growing-blob.ts). */
+  writing?(layer: Descriptor, w: BlobWriting): void;
   end?(): void;
 }
 
@@ -65,7 +68,7 @@ export async function pullImage(source: ImageSource, cache: BlobCache, opts: Pul
       });
       // Every ImageSource verifies its blob streams; the cache need not hash the bytes again.
       try {
-        await cache.ingest(layer, stream, { verified: true });
+        await cache.ingest(layer, stream, { verified: true, onWriting: (w) => opts.progress?.writing?.(layer, w) });
       } catch (e) {
         abort.abort(e);
         throw e;

@@ -3,12 +3,13 @@
 // waits for 'finish' before trusting its output never trusts unverified bytes.
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
-import { hasherFor, parseDigest } from './digest.ts';
+import { hashAlgorithmOf, parseDigest } from './digest.ts';
+import { streamHash, type StreamHash } from './offthread-hash.ts';
 import type { Descriptor } from './descriptor.ts';
 
 export class VerifyStream extends Transform {
   readonly expected: Pick<Descriptor, 'digest' | 'size'>;
-  private readonly hash;
+  private readonly hash: StreamHash;
   private seen = 0;
   private readonly what: string;
 
@@ -16,7 +17,7 @@ export class VerifyStream extends Transform {
     super();
     parseDigest(expected.digest);
     this.expected = expected;
-    this.hash = hasherFor(expected.digest);
+    this.hash = streamHash(hashAlgorithmOf(expected.digest));
     this.what = what;
   }
 
@@ -31,7 +32,12 @@ export class VerifyStream extends Transform {
       cb(new IntegrityError('IMGX_SIZE_MISMATCH', `${this.what}: more than the ${this.expected.size} bytes its descriptor declares`));
       return;
     }
-    this.hash.update(chunk);
+    try {
+      this.hash.update(chunk);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
     cb(null, chunk);
   }
 
@@ -41,11 +47,18 @@ export class VerifyStream extends Transform {
       return;
     }
     const { algorithm } = parseDigest(this.expected.digest);
-    const actual = `${algorithm}:${this.hash.digest('hex')}`;
-    if (actual !== this.expected.digest) {
-      cb(new IntegrityError('IMGX_DIGEST_MISMATCH', `${this.what}: digest mismatch: expected ${this.expected.digest}, got ${actual}`));
-      return;
-    }
-    cb();
+    this.hash.digest().then((hex) => {
+      const actual = `${algorithm}:${hex}`;
+      if (actual !== this.expected.digest) {
+        cb(new IntegrityError('IMGX_DIGEST_MISMATCH', `${this.what}: digest mismatch: expected ${this.expected.digest}, got ${actual}`));
+        return;
+      }
+      cb();
+    }, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.writableFinished) this.hash.abort();
+    cb(err);
   }
 }

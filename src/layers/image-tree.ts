@@ -15,7 +15,8 @@ import type { CliContext } from '../cli/context.ts';
 import { pullProgressFor } from '../cli/progress.ts';
 import { Warnings } from '../warnings.ts';
 import type { FlatTree } from './flat-tree.ts';
-import { layerReaders, type LayerReader } from './layer-reader.ts';
+import { layerName, layerReaders, openLayerStream, type LayerReader } from './layer-reader.ts';
+import { BlobFollower, type BlobWriting } from '../image/growing-blob.ts';
 import { scanLayers, type ContentSink } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
 import { join } from 'node:path';
@@ -58,17 +59,20 @@ function memoRoot(s: ImageSource): ImageSource {
   };
 }
 
-/** Resolves per layer digest when the pull has put that blob in the cache. */
+/**
+ * Per layer digest: resolves when the pull has put that blob in the cache, or has started writing
+ * it (then with the writing, which a reader can follow).
+ */
 class LayerArrivals {
-  private readonly waiting = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly waiting = new Map<string, { promise: Promise<BlobWriting | undefined>; resolve: (w: BlobWriting | undefined) => void; reject: (e: unknown) => void }>();
   private failure: { error: unknown } | undefined;
 
   private slot(digest: string) {
     let s = this.waiting.get(digest);
     if (!s) {
-      let resolve!: () => void;
+      let resolve!: (w: BlobWriting | undefined) => void;
       let reject!: (e: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
+      const promise = new Promise<BlobWriting | undefined>((res, rej) => {
         resolve = res;
         reject = rej;
       });
@@ -80,12 +84,17 @@ class LayerArrivals {
     return s;
   }
 
-  wait(digest: string): Promise<void> {
+  /** The writing of the blob if it is under way, undefined once it is in the cache. */
+  wait(digest: string): Promise<BlobWriting | undefined> {
     return this.slot(digest).promise;
   }
 
   arrived(digest: string): void {
-    this.slot(digest).resolve();
+    this.slot(digest).resolve(undefined);
+  }
+
+  writing(digest: string, w: BlobWriting): void {
+    this.slot(digest).resolve(w);
   }
 
   failed(error: unknown): void {
@@ -102,6 +111,7 @@ class LayerArrivals {
         display?.done?.(layer, fromCache);
         this.arrived(layer.digest);
       },
+      writing: (layer, w) => this.writing(layer.digest, w),
       end: () => display?.end?.(),
     };
   }
@@ -151,9 +161,14 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
       };
       layers = layers.map((l) => ({
         ...l,
-        open: async (o) => {
+        open: async (o = {}) => {
           startPull();
-          await arrivals.wait(l.desc.digest);
+          const w = await arrivals.wait(l.desc.digest);
+          // A reader that checks the diff_id may follow the download (the first writing wins;
+          // a blob already complete is read from the cache as usual).
+          if (w && o.verifyDiffId !== false && l.diffId !== undefined) {
+            return openLayerStream(async () => new BlobFollower(w), l.desc, l.diffId, layerName(l.index, l.desc.digest), o);
+          }
           return l.open(o);
         },
       }));
@@ -174,6 +189,19 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     let tree: FlatTree;
     try {
       tree = await scanLayers(layers, { warnings, signal: abort.signal, ...(opts?.contents ? { contents: opts.contents } : {}) });
+    } catch (e) {
+      // A scan that followed a download read its bytes before their digest was checked: garbage
+      // from the registry fails the inflate or the tar before it fails the digest. The download's
+      // own verdict is the one to report, so wait for it when the content looked bad.
+      const code = (e as { code?: string }).code;
+      if (pulling && (code === 'IMGX_BAD_LAYER' || code === 'IMGX_BAD_ARCHIVE' || code === 'IMGX_DIFFID_MISMATCH')) {
+        const pullError = await pulling.then(
+          () => undefined,
+          (pe: unknown) => pe,
+        );
+        if (pullError !== undefined) throw pullError;
+      }
+      throw e;
     } finally {
       untap();
     }

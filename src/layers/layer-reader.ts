@@ -5,7 +5,8 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { ImgxError, UnsupportedError } from '../errors.ts';
 import type { Descriptor } from '../image/descriptor.ts';
-import { hasherFor, parseDigest, sha256 } from '../image/digest.ts';
+import { hashAlgorithmOf, parseDigest, sha256 } from '../image/digest.ts';
+import { streamHash, type StreamHash } from '../image/offthread-hash.ts';
 import { OCI_LAYER, layerCompression } from '../image/media-types.ts';
 import type { ResolvedImage } from '../image/resolve.ts';
 import type { ImageSource } from '../image/source.ts';
@@ -35,26 +36,38 @@ export function layerName(index: number, digest: string): string {
 
 /** A pass-through that hashes what it passes and fails at the end unless the hash is `diffId`. */
 export class DiffIdCheck extends Transform {
-  private readonly hash;
+  private readonly hash: StreamHash;
   private readonly diffId: string;
   private readonly what: string;
   constructor(diffId: string, what: string) {
     super();
-    this.hash = hasherFor(diffId);
+    this.hash = streamHash(hashAlgorithmOf(diffId));
     this.diffId = diffId;
     this.what = what;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
+    try {
+      this.hash.update(chunk);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
-    const actual = `${parseDigest(this.diffId).algorithm}:${this.hash.digest('hex')}`;
-    if (actual !== this.diffId) {
-      cb(new ImgxError('IMGX_DIFFID_MISMATCH', `${this.what}: uncompressed content does not match the config's diff_id: expected ${this.diffId}, got ${actual}`));
-      return;
-    }
-    cb();
+    this.hash.digest().then((hex) => {
+      const actual = `${parseDigest(this.diffId).algorithm}:${hex}`;
+      if (actual !== this.diffId) {
+        cb(new ImgxError('IMGX_DIFFID_MISMATCH', `${this.what}: uncompressed content does not match the config's diff_id: expected ${this.diffId}, got ${actual}`));
+        return;
+      }
+      cb();
+    }, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.writableFinished) this.hash.abort();
+    cb(err);
   }
 }
 
@@ -79,7 +92,8 @@ function onAbort(stream: Readable, signal: AbortSignal | undefined): Readable {
   return stream;
 }
 
-function open(compressed: () => Promise<Readable>, desc: Descriptor, diffId: string | undefined, what: string, opts: LayerOpenOptions): Promise<Readable> {
+/** A layer's uncompressed stream from its compressed bytes (`compressed`), checked as LayerReader.open says. */
+export function openLayerStream(compressed: () => Promise<Readable>, desc: Descriptor, diffId: string | undefined, what: string, opts: LayerOpenOptions): Promise<Readable> {
   const compression = layerCompression(desc.mediaType);
   if (!compression) return Promise.reject(new UnsupportedError(`${what}: unsupported layer media type ${desc.mediaType}`));
   // Check the diff_id's form before reading anything.
@@ -105,7 +119,7 @@ export function layerReaders(source: ImageSource, image: ResolvedImage): LayerRe
       // the content), or when the caller reads without checking (pass 2 stops early anyway).
       open: (opts = {}) => {
         const trustContent = opts.verifyDiffId === false || diffId !== undefined;
-        return open(() => source.openBlob(desc, { ...(opts.signal ? { signal: opts.signal } : {}), trustContent }), desc, diffId, what, opts);
+        return openLayerStream(() => source.openBlob(desc, { ...(opts.signal ? { signal: opts.signal } : {}), trustContent }), desc, diffId, what, opts);
       },
     };
   });
@@ -134,6 +148,6 @@ export function layerReadersFromBuffers(tars: Buffer[]): LayerReader[] {
     const digest = sha256(tar);
     const desc: Descriptor = { mediaType: OCI_LAYER, digest, size: tar.length };
     const what = layerName(index, digest);
-    return { index, desc, diffId: digest, open: (opts = {}) => open(async () => bufferStream(tar), desc, digest, what, opts) };
+    return { index, desc, diffId: digest, open: (opts = {}) => openLayerStream(async () => bufferStream(tar), desc, digest, what, opts) };
   });
 }

@@ -28,7 +28,7 @@ import { classifyWhiteout } from './whiteout.ts';
 
 export interface ScanOptions {
   warnings: Warnings;
-  /** Layers read at once (default 2). Application is always in layer order. */
+  /** Layers read at once (default 4). Application is always in layer order. */
   concurrency?: number;
   signal?: AbortSignal;
   /** Keep the per-layer list of changed paths in `layerChanges` (default true). */
@@ -550,7 +550,9 @@ export class TreeBuilder {
  * them in order. The first failure aborts the other reads and is thrown.
  */
 export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Promise<FlatTree> {
-  const concurrency = Math.max(1, opts.concurrency ?? 2);
+  // As many as the pull downloads at once: a layer's scan follows its download (growing-blob.ts),
+  // and a slot held by a slow download must not keep a finished layer waiting.
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
   const ac = new AbortController();
   const onAbort = () => ac.abort(opts.signal?.reason);
   if (opts.signal?.aborted) onAbort();

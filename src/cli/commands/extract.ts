@@ -29,7 +29,9 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     const t0 = performance.now();
     try {
-      const { tree: it, result: r } = await extractImage(ctx, argv.image, dest, { warnings, opened: (it) => debugTreeOrigin(ctx, it) });
+      // Under --debug: seconds since the process started, per phase.
+      const phase = (what: string) => ctx.debug && process.stderr.write(`debug: extract: ${what} at ${(performance.now() / 1000).toFixed(2)} s\n`);
+      const { tree: it, result: r } = await extractImage(ctx, argv.image, dest, { warnings, phase, opened: (it) => debugTreeOrigin(ctx, it) });
       const seconds = (performance.now() - t0) / 1000;
       if (ctx.json) {
         ctx.out(
