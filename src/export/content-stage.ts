@@ -35,7 +35,7 @@ export class ContentStage implements ContentSink, StagedContents {
     if (this.stopped) throw new ImgxError('IMGX_INTERRUPTED', 'interrupted');
     const key = `${layer}-${offset}`;
     const path = `${this.dir}/${key}`;
-    // A layer read a second time (a retried scan) stages the same content again.
+    // Names are unique per layer and offset; should one exist anyway, it is this stage's own file.
     const fd = createFile(path, entry.mode, () => fs.unlinkSync(path));
     try {
       let n = 0;

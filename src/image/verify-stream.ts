@@ -1,23 +1,71 @@
-// A pass-through that checks size and digest while bytes stream. It fails as soon as more bytes
-// than promised arrive, and at the end when the digest or the size is wrong, so a consumer that
-// waits for 'finish' before trusting its output never trusts unverified bytes.
+// Pass-throughs that check a digest while bytes stream. DigestCheck hashes what passes (on the hash
+// worker, offthread-hash.ts) and fails at the end unless the digest is the expected one; VerifyStream
+// adds a blob's size, failing as soon as more bytes than promised arrive. A consumer that waits for
+// 'finish' before trusting its output never trusts unverified bytes.
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import { hashAlgorithmOf, parseDigest } from './digest.ts';
 import { streamHash, type StreamHash } from './offthread-hash.ts';
 import type { Descriptor } from './descriptor.ts';
 
-export class VerifyStream extends Transform {
-  readonly expected: Pick<Descriptor, 'digest' | 'size'>;
+export class DigestCheck extends Transform {
   private readonly hash: StreamHash;
+  private readonly digest: string;
+  private readonly mismatch: (actual: string) => Error;
+
+  /** `mismatch` makes the error for a stream whose digest turned out to be `actual`. */
+  constructor(digest: string, mismatch: (actual: string) => Error) {
+    super();
+    parseDigest(digest);
+    this.digest = digest;
+    this.mismatch = mismatch;
+    this.hash = streamHash(hashAlgorithmOf(digest));
+  }
+
+  /** A reason to stop at this chunk, before it is hashed (none here). */
+  protected admit(_chunk: Buffer): Error | undefined {
+    return undefined;
+  }
+
+  /** A reason to fail at the end, before the digest is compared (none here). */
+  protected atEnd(): Error | undefined {
+    return undefined;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      const refused = this.admit(chunk);
+      if (refused) return cb(refused);
+      this.hash.update(chunk);
+    } catch (e) {
+      return cb(e as Error);
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const refused = this.atEnd();
+    if (refused) return cb(refused);
+    this.hash.digest().then((hex) => {
+      const actual = `${parseDigest(this.digest).algorithm}:${hex}`;
+      cb(actual === this.digest ? null : this.mismatch(actual));
+    }, cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.writableFinished) this.hash.abort();
+    cb(err);
+  }
+}
+
+export class VerifyStream extends DigestCheck {
+  readonly expected: Pick<Descriptor, 'digest' | 'size'>;
   private seen = 0;
   private readonly what: string;
 
   constructor(expected: Pick<Descriptor, 'digest' | 'size'>, what = expected.digest) {
-    super();
-    parseDigest(expected.digest);
+    super(expected.digest, (actual) => new IntegrityError('IMGX_DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected.digest}, got ${actual}`));
     this.expected = expected;
-    this.hash = streamHash(hashAlgorithmOf(expected.digest));
     this.what = what;
   }
 
@@ -26,39 +74,18 @@ export class VerifyStream extends Transform {
     return this.seen;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+  protected override admit(chunk: Buffer): Error | undefined {
     this.seen += chunk.length;
     if (this.expected.size >= 0 && this.seen > this.expected.size) {
-      cb(new IntegrityError('IMGX_SIZE_MISMATCH', `${this.what}: more than the ${this.expected.size} bytes its descriptor declares`));
-      return;
+      return new IntegrityError('IMGX_SIZE_MISMATCH', `${this.what}: more than the ${this.expected.size} bytes its descriptor declares`);
     }
-    try {
-      this.hash.update(chunk);
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb(null, chunk);
+    return undefined;
   }
 
-  override _flush(cb: TransformCallback): void {
+  protected override atEnd(): Error | undefined {
     if (this.expected.size >= 0 && this.seen !== this.expected.size) {
-      cb(new IntegrityError('IMGX_SIZE_MISMATCH', `${this.what}: ${this.seen} bytes, its descriptor declares ${this.expected.size}`));
-      return;
+      return new IntegrityError('IMGX_SIZE_MISMATCH', `${this.what}: ${this.seen} bytes, its descriptor declares ${this.expected.size}`);
     }
-    const { algorithm } = parseDigest(this.expected.digest);
-    this.hash.digest().then((hex) => {
-      const actual = `${algorithm}:${hex}`;
-      if (actual !== this.expected.digest) {
-        cb(new IntegrityError('IMGX_DIGEST_MISMATCH', `${this.what}: digest mismatch: expected ${this.expected.digest}, got ${actual}`));
-        return;
-      }
-      cb();
-    }, cb);
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (!this.writableFinished) this.hash.abort();
-    cb(err);
+    return undefined;
   }
 }

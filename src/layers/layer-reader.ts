@@ -2,11 +2,11 @@
 // number of times (pass 1 scans every layer, pass 2 re-reads those that provide content). The
 // compressed bytes come verified from the source; the uncompressed ones are checked against the
 // config's diff_id as they stream.
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ImgxError, UnsupportedError } from '../errors.ts';
 import type { Descriptor } from '../image/descriptor.ts';
-import { hashAlgorithmOf, parseDigest, sha256 } from '../image/digest.ts';
-import { streamHash, type StreamHash } from '../image/offthread-hash.ts';
+import { parseDigest, sha256 } from '../image/digest.ts';
+import { DigestCheck } from '../image/verify-stream.ts';
 import { OCI_LAYER, layerCompression } from '../image/media-types.ts';
 import type { ResolvedImage } from '../image/resolve.ts';
 import type { ImageSource } from '../image/source.ts';
@@ -35,39 +35,12 @@ export function layerName(index: number, digest: string): string {
 }
 
 /** A pass-through that hashes what it passes and fails at the end unless the hash is `diffId`. */
-export class DiffIdCheck extends Transform {
-  private readonly hash: StreamHash;
-  private readonly diffId: string;
-  private readonly what: string;
+export class DiffIdCheck extends DigestCheck {
   constructor(diffId: string, what: string) {
-    super();
-    this.hash = streamHash(hashAlgorithmOf(diffId));
-    this.diffId = diffId;
-    this.what = what;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.hash.update(chunk);
-    } catch (e) {
-      cb(e as Error);
-      return;
-    }
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    this.hash.digest().then((hex) => {
-      const actual = `${parseDigest(this.diffId).algorithm}:${hex}`;
-      if (actual !== this.diffId) {
-        cb(new ImgxError('IMGX_DIFFID_MISMATCH', `${this.what}: uncompressed content does not match the config's diff_id: expected ${this.diffId}, got ${actual}`));
-        return;
-      }
-      cb();
-    }, cb);
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    if (!this.writableFinished) this.hash.abort();
-    cb(err);
+    super(
+      diffId,
+      (actual) => new ImgxError('IMGX_DIFFID_MISMATCH', `${what}: uncompressed content does not match the config's diff_id: expected ${diffId}, got ${actual}`),
+    );
   }
 }
 
