@@ -21,10 +21,6 @@ export class ConfinedRoot {
     return rel === '' ? this.root : `${this.root}/${rel}`;
   }
 
-  isVerifiedDir(rel: string): boolean {
-    return this.dirs.has(rel);
-  }
-
   markDir(rel: string): void {
     this.dirs.add(rel);
   }

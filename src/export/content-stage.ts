@@ -58,12 +58,7 @@ export class ContentStage implements ContentSink, StagedContents {
     return s;
   }
 
-  /** No more contents are staged (an interrupt). */
-  stop(): void {
-    this.stopped = true;
-  }
-
-  /** Removes the directory with whatever was not taken (idempotent). */
+  /** Removes the directory with whatever was not taken, and stages nothing more (idempotent). */
   dispose(): Promise<void> {
     this.stopped = true;
     this.staged.clear();

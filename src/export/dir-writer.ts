@@ -120,9 +120,6 @@ class DirWriter {
   private readonly root: ConfinedRoot;
   private readonly warnings: Warnings;
   private readonly who: WriterIdentity;
-  private readonly asRoot: boolean;
-  private readonly uid: number;
-  private readonly gid: number;
   private readonly xattrs: XattrBatch;
 
   /** Final metadata of every directory, applied deepest first at the end. */
@@ -150,10 +147,7 @@ class DirWriter {
   constructor(rootPath: string, opts: WriteDirectoryOptions) {
     this.warnings = opts.warnings;
     this.who = writerIdentity(opts.asRoot);
-    this.uid = this.who.uid;
-    this.gid = this.who.gid;
-    this.asRoot = this.who.asRoot;
-    this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.asRoot, this.warnings);
+    this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.who.asRoot, this.warnings);
     this.root = new ConfinedRoot(rootPath, (rel) => this.makeImplicitDir(rel));
   }
 
@@ -354,7 +348,7 @@ class DirWriter {
       fs.symlinkSync(target, abs);
     }
     // l* calls: never through the link.
-    if (this.asRoot && (e.uid !== this.uid || e.gid !== this.gid)) fs.lchownSync(abs, e.uid, e.gid);
+    if (this.who.asRoot && (e.uid !== this.who.uid || e.gid !== this.who.gid)) fs.lchownSync(abs, e.uid, e.gid);
     fs.lutimesSync(abs, e.mtime, e.mtime);
     this.stats.links++;
     return true;
@@ -362,7 +356,7 @@ class DirWriter {
 
   private async addSpecial(rel: string, e: FlatEntry): Promise<boolean> {
     const type = e.type as SpecialNode['type'];
-    if (type !== 'fifo' && !this.asRoot) {
+    if (type !== 'fifo' && !this.who.asRoot) {
       this.noDevice++;
       this.skippedDevices.add(rel);
       if (this.warnings.strict) this.warnings.warn('IMGX_NO_DEVICE', `device node ${rel} not created (not root)`);
@@ -390,7 +384,7 @@ class DirWriter {
     for (const n of nodes) {
       if (bad.has(n)) continue;
       const abs = this.root.abs(n.rel);
-      if (this.asRoot && (n.meta.uid !== this.uid || n.meta.gid !== this.gid)) {
+      if (this.who.asRoot && (n.meta.uid !== this.who.uid || n.meta.gid !== this.who.gid)) {
         fs.lchownSync(abs, n.meta.uid, n.meta.gid);
         // chown may clear setuid/setgid: restore, on what lstat shows is not a symlink.
         if ((n.mode & 0o6000) !== 0 && !fs.lstatSync(abs).isSymbolicLink()) fs.chmodSync(abs, n.mode);
@@ -416,7 +410,7 @@ class DirWriter {
   }
 
   private noteOwner(e: FlatEntry): void {
-    if (this.asRoot || (e.uid === this.uid && e.gid === this.gid)) return;
+    if (this.who.asRoot || (e.uid === this.who.uid && e.gid === this.who.gid)) return;
     this.noChown++;
     if (this.warnings.strict) this.warnings.warn('IMGX_NO_CHOWN', `ownership of ${e.path} (${e.uid}:${e.gid}) not applied (not root)`);
   }
@@ -430,7 +424,7 @@ class DirWriter {
     await this.xattrs.apply(this.root.root, (fn) => this.creating(fn));
     this.check();
     this.applyDirectoryMeta();
-    if (this.asRoot) {
+    if (this.who.asRoot) {
       if (this.noDevice > 0) this.warnings.warn('IMGX_NO_DEVICE', `${this.noDevice} device nodes not created (mknod refused)`);
       return;
     }
@@ -448,13 +442,13 @@ class DirWriter {
     const list = [...this.dirMeta].map(([rel, meta]) => ({ rel, meta, depth: depth(rel) }));
     list.sort((a, b) => b.depth - a.depth);
     for (const { rel, meta } of list) this.dirMetaAt(this.root.abs(rel), meta);
-    this.dirMetaAt(this.root.root, this.rootMeta ?? { mode: 0o755, uid: this.uid, gid: this.gid, mtime: undefined });
+    this.dirMetaAt(this.root.root, this.rootMeta ?? { mode: 0o755, uid: this.who.uid, gid: this.who.gid, mtime: undefined });
   }
 
   private dirMetaAt(abs: string, meta: Meta): void {
     const fd = fs.openSync(abs, OPEN_DIR);
     try {
-      if (this.asRoot && (meta.uid !== this.uid || meta.gid !== this.gid)) fs.fchownSync(fd, meta.uid, meta.gid);
+      if (this.who.asRoot && (meta.uid !== this.who.uid || meta.gid !== this.who.gid)) fs.fchownSync(fd, meta.uid, meta.gid);
       if (meta.mode !== 0o700) fs.fchmodSync(fd, meta.mode);
       if (meta.mtime !== undefined) fs.futimesSync(fd, meta.mtime, meta.mtime);
     } finally {

@@ -40,10 +40,7 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   };
   // For the whole extract: during pass 2 the writer's own handler removes the staging directory,
   // this one the staged contents (the signal is raised again once both are done).
-  const unhook = onInterrupt(async () => {
-    stage.stop();
-    await cleanUp();
-  });
+  const unhook = onInterrupt(cleanUp);
   let it: ImageTree & { close(): Promise<void> };
   try {
     it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });

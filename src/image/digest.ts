@@ -42,12 +42,6 @@ export function hashAlgorithmOf(digest: string): string {
   return ALGORITHMS[parseDigest(digest).algorithm]!.node;
 }
 
-/** A hash object for the digest's algorithm. */
-export function hasherFor(digest: string) {
-  const { algorithm } = parseDigest(digest);
-  return createHash(ALGORITHMS[algorithm]!.node);
-}
-
 /** Digest of `data` with the same algorithm as `expected`. */
 export function digestWithAlgorithmOf(expected: string, data: Uint8Array): string {
   const { algorithm } = parseDigest(expected);

@@ -157,11 +157,9 @@ function worker(): HashWorker | undefined {
 }
 
 /**
- * Chunks smaller than this are gathered before they go to the worker (network reads come in
+ * Chunks smaller than a slot are gathered before they go to the worker (network reads come in
  * 16–64 KiB pieces: one message per piece would cost more than the hash).
  */
-const BATCH = SLOT_SIZE;
-
 class OffThreadHash implements StreamHash {
   private readonly w: HashWorker;
   private readonly id: number;
@@ -174,17 +172,17 @@ class OffThreadHash implements StreamHash {
   }
 
   update(chunk: Uint8Array): void {
-    if (chunk.length >= BATCH && this.pendingLen === 0) {
+    if (chunk.length >= SLOT_SIZE && this.pendingLen === 0) {
       this.w.send(this.id, chunk);
       return;
     }
-    this.pending ??= Buffer.allocUnsafe(BATCH);
+    this.pending ??= Buffer.allocUnsafe(SLOT_SIZE);
     for (let off = 0; off < chunk.length; ) {
-      const n = Math.min(BATCH - this.pendingLen, chunk.length - off);
+      const n = Math.min(SLOT_SIZE - this.pendingLen, chunk.length - off);
       this.pending.set(chunk.subarray(off, off + n), this.pendingLen);
       this.pendingLen += n;
       off += n;
-      if (this.pendingLen === BATCH) this.flush();
+      if (this.pendingLen === SLOT_SIZE) this.flush();
     }
   }
 

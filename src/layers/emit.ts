@@ -103,7 +103,7 @@ async function* emit(tree: FlatTree, layers: LayerReader[], opts: EmitOptions): 
       const unstaged: Pending[] = [];
       for (const p of list) {
         const staged = tree.at(p.nodes[0]!).size > 0 ? opts.staged.take(index, p.offset) : undefined;
-        if (staged) yield* stagedWithLinks(tree, p.nodes, staged);
+        if (staged) yield* fileWithLinks(tree, p.nodes, { staged });
         else unstaged.push(p);
       }
       list = unstaged;
@@ -112,7 +112,7 @@ async function* emit(tree: FlatTree, layers: LayerReader[], opts: EmitOptions): 
     const layer = readers.get(index);
     if (!layer) throw new ImgxError('IMGX_BAD_LAYER', `no reader for layer ${index}`);
     if (list.every((p) => tree.at(p.nodes[0]!).size === 0)) {
-      for (const p of list) yield* fileWithLinks(tree, p.nodes, Readable.from([]));
+      for (const p of list) yield* fileWithLinks(tree, p.nodes, { body: Readable.from([]) });
       continue;
     }
     yield* fromLayer(tree, layer, list, signal);
@@ -130,20 +130,14 @@ async function* emit(tree: FlatTree, layers: LayerReader[], opts: EmitOptions): 
   }
 }
 
-function* stagedWithLinks(tree: FlatTree, nodes: number[], staged: StagedContent): Generator<FlatEntry> {
+/** The file at the first of `nodes` with its content (a body, or the sink's staged copy), then its hardlinks. */
+async function* fileWithLinks(tree: FlatTree, nodes: number[], content: { body: Readable } | { staged: StagedContent }): AsyncGenerator<FlatEntry> {
   const first = tree.at(nodes[0]!);
   const e = entryOf(first);
-  e.staged = staged;
+  if ('body' in content) e.body = content.body;
+  else e.staged = content.staged;
   yield e;
-  for (const other of nodes.slice(1)) yield hardlinkTo(tree.at(other), first.path);
-}
-
-async function* fileWithLinks(tree: FlatTree, nodes: number[], body: Readable): AsyncGenerator<FlatEntry> {
-  const first = tree.at(nodes[0]!);
-  const e = entryOf(first);
-  e.body = body;
-  yield e;
-  await settle(body);
+  if ('body' in content) await settle(content.body);
   for (const other of nodes.slice(1)) yield hardlinkTo(tree.at(other), first.path);
 }
 
@@ -163,7 +157,7 @@ async function* fromLayer(tree: FlatTree, layer: LayerReader, list: Pending[], s
       if (e.offset > want.offset || e.header.type !== 'file' || e.header.size !== size) {
         throw new ImgxError('IMGX_BAD_LAYER', `${what} changed since it was scanned: no ${size}-byte file at offset ${want.offset} (for ${JSON.stringify(tree.at(want.nodes[0]!).path)})`);
       }
-      yield* fileWithLinks(tree, want.nodes, e.body);
+      yield* fileWithLinks(tree, want.nodes, { body: e.body });
       if (++k === list.length) break;
     }
     if (k < list.length) {

@@ -264,34 +264,48 @@ class TarReader {
     this.pumping = this.pump(body);
   }
 
+  /**
+   * The next piece of `cur`'s content: a slice of the input, or zeros for a hole (a fresh buffer,
+   * or with `shared` a slice of one zero buffer that must not be kept); null once all of it was
+   * given; undefined when the reader moved on while this waited for input.
+   */
+  private async nextPiece(cur: Current, shared: boolean): Promise<Buffer | null | undefined> {
+    for (;;) {
+      const piece = cur.pieces[cur.piece];
+      if (!piece) return null;
+      if (piece.left === 0) {
+        cur.piece++;
+        continue;
+      }
+      if (!piece.data) {
+        const n = Math.min(piece.left, ZERO_CHUNK);
+        piece.left -= n;
+        return shared ? ZEROS.subarray(0, n) : Buffer.alloc(n);
+      }
+      if (this.pos >= this.buf.length && !(await this.fill())) throw this.truncated(`the data of an entry`);
+      if (cur.left || this.closed) return undefined;
+      const n = Math.min(piece.left, this.buf.length - this.pos);
+      const chunk = this.buf.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      cur.stored -= n;
+      piece.left -= n;
+      return chunk;
+    }
+  }
+
   private async pump(body: Body): Promise<void> {
     const cur = this.cur!;
     this.pumpActive = true;
     try {
       while (this.want && !body.destroyed && !cur.left && !this.closed) {
-        const piece = cur.pieces[cur.piece];
-        if (!piece) {
+        const chunk = await this.nextPiece(cur, false);
+        if (chunk === undefined || body.destroyed) return;
+        if (chunk === null) {
           cur.complete = true;
           this.want = false;
           body.push(null);
           return;
         }
-        if (piece.left === 0) {
-          cur.piece++;
-          continue;
-        }
-        let chunk: Buffer;
-        if (!piece.data) {
-          chunk = Buffer.alloc(Math.min(piece.left, ZERO_CHUNK));
-        } else {
-          if (this.pos >= this.buf.length && !(await this.fill())) throw this.truncated(`the data of an entry`);
-          if (body.destroyed || cur.left || this.closed) return;
-          const n = Math.min(piece.left, this.buf.length - this.pos);
-          chunk = this.buf.subarray(this.pos, this.pos + n);
-          this.pos += n;
-          cur.stored -= n;
-        }
-        piece.left -= chunk.length;
         // `want` is cleared before push: a _read called from inside push sets it again.
         this.want = false;
         if (body.push(chunk)) this.want = true;
@@ -312,25 +326,9 @@ class TarReader {
     this.pumping = (async () => {
       try {
         for (;;) {
-          const piece = cur.pieces[cur.piece];
-          if (!piece) break;
-          if (piece.left === 0) {
-            cur.piece++;
-            continue;
-          }
-          if (!piece.data) {
-            const n = Math.min(piece.left, ZERO_CHUNK);
-            piece.left -= n;
-            sink(ZEROS.subarray(0, n));
-            continue;
-          }
-          if (this.pos >= this.buf.length && !(await this.fill())) throw this.truncated(`the data of an entry`);
-          if (cur.left || this.closed) throw new Error('tar entry: the reader moved on');
-          const n = Math.min(piece.left, this.buf.length - this.pos);
-          const chunk = this.buf.subarray(this.pos, this.pos + n);
-          this.pos += n;
-          cur.stored -= n;
-          piece.left -= n;
+          const chunk = await this.nextPiece(cur, true);
+          if (chunk === null) break;
+          if (chunk === undefined) throw new Error('tar entry: the reader moved on');
           sink(chunk);
         }
         cur.complete = true;

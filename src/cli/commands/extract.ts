@@ -2,7 +2,6 @@
 // directory writer (src/export/dir-writer.ts). DIR must not exist or be empty.
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { checkDestination } from '../../export/staging-dir.ts';
 import { extractImage } from '../../export/extract-image.ts';
 import { Warnings } from '../../warnings.ts';
 import { IMAGE_ARG_HELP, debugTreeOrigin } from '../image-tree-command.ts';
@@ -24,8 +23,6 @@ export const extractCommand: CommandModule<GlobalArgs, Args> = {
   handler: async (argv) => {
     const ctx = makeContext(argv);
     const dest = resolve(argv.dir);
-    // Before anything is pulled: a DEST in the way is the user's mistake, say so at once.
-    await checkDestination(dest);
     const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
     const t0 = performance.now();
     try {
