@@ -5,8 +5,8 @@
 // worker hashes them: no allocation per chunk, one short message per filled slot. When the
 // worker's slots are all full the caller waits for one (backpressure by blocking, bounded by the
 // hash rate). Streams of any number of callers share the one worker, in order per stream.
-import { Worker } from 'node:worker_threads';
 import { createHash } from 'node:crypto';
+import { helperThread, type HelperThread } from '../offthread/pool.ts';
 
 export interface StreamHash {
   update(chunk: Uint8Array): void;
@@ -22,37 +22,8 @@ const FREE = 0;
 const FULL = 1;
 const STALLED_MS = 60_000;
 
-// Plain JavaScript: the worker is started from this string, not from a file.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { sab, slots, slotSize } = workerData;
-const state = new Int32Array(sab, 0, slots);
-const data = new Uint8Array(sab, slots * 4);
-const hashes = new Map();
-parentPort.on('message', (m) => {
-  switch (m.op) {
-    case 'new': hashes.set(m.id, createHash(m.algorithm)); break;
-    case 'data': {
-      const h = hashes.get(m.id);
-      if (h) h.update(data.subarray(m.slot * slotSize, m.slot * slotSize + m.len));
-      Atomics.store(state, m.slot, ${FREE});
-      Atomics.notify(state, m.slot);
-      break;
-    }
-    case 'end': {
-      const h = hashes.get(m.id);
-      hashes.delete(m.id);
-      parentPort.postMessage({ id: m.id, hex: h ? h.digest('hex') : '' });
-      break;
-    }
-    case 'drop': hashes.delete(m.id); break;
-  }
-});
-`;
-
 class HashWorker {
-  private readonly worker: Worker;
+  private readonly thread: HelperThread;
   private readonly state: Int32Array;
   private readonly data: Uint8Array;
   private next = 0;
@@ -60,29 +31,27 @@ class HashWorker {
   private readonly waiting = new Map<number, { resolve: (hex: string) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
-  constructor() {
+  constructor(thread: HelperThread) {
+    this.thread = thread;
     const sab = new SharedArrayBuffer(SLOTS * 4 + SLOTS * SLOT_SIZE);
     this.state = new Int32Array(sab, 0, SLOTS);
     this.data = new Uint8Array(sab, SLOTS * 4);
-    // The worker allocates almost nothing (a message object per slot): a small heap is plenty.
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { sab, slots: SLOTS, slotSize: SLOT_SIZE },
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 4 },
+    thread.post({ op: 'hash-slots', sab, slots: SLOTS, slotSize: SLOT_SIZE });
+    thread.onMessage((m) => {
+      if (m.op !== 'hash-digest') return;
+      const { id, hex } = m as { op: string; id: number; hex: string };
+      const w = this.waiting.get(id);
+      if (!w) return;
+      this.waiting.delete(id);
+      thread.end(true);
+      thread.end(false);
+      w.resolve(hex);
     });
-    this.worker.unref();
-    this.worker.on('message', (m: { id: number; hex: string }) => {
-      const w = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
-      if (this.waiting.size === 0) this.worker.unref();
-      w?.resolve(m.hex);
-    });
-    this.worker.on('error', (e) => this.fail(e));
-    this.worker.on('exit', () => this.fail(new Error('the hash worker exited')));
+    thread.onFailure((e) => this.fail(e));
   }
 
   get broken(): boolean {
-    return this.failure !== undefined;
+    return this.failure !== undefined || !this.thread.usable;
   }
 
   private fail(e: Error): void {
@@ -93,9 +62,11 @@ class HashWorker {
     for (let i = 0; i < SLOTS; i++) Atomics.store(this.state, i, FREE);
   }
 
+  /** A new stream; the thread stays up until its digest arrives or it is dropped. */
   open(algorithm: string): number {
     const id = ++this.ids;
-    this.worker.postMessage({ op: 'new', id, algorithm });
+    this.thread.begin(false);
+    this.thread.post({ op: 'hash-new', id, algorithm });
     return id;
   }
 
@@ -108,7 +79,7 @@ class HashWorker {
     this.next = (this.next + 1) % SLOTS;
     if (Atomics.load(this.state, slot) !== FREE && Atomics.wait(this.state, slot, FULL, STALLED_MS) === 'timed-out') {
       this.fail(new Error('the hash worker stopped responding'));
-      void this.worker.terminate();
+      void this.thread.terminate();
       throw this.failure;
     }
     return slot;
@@ -122,7 +93,7 @@ class HashWorker {
       const len = Math.min(SLOT_SIZE, chunk.length - off);
       this.data.set(chunk.subarray(off, off + len), slot * SLOT_SIZE);
       Atomics.store(this.state, slot, FULL);
-      this.worker.postMessage({ op: 'data', id, slot, len });
+      this.thread.post({ op: 'hash-data', id, slot, len });
       off += len;
     }
   }
@@ -132,23 +103,26 @@ class HashWorker {
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       // A pending digest must keep the process alive until it arrives.
-      this.worker.ref();
-      this.worker.postMessage({ op: 'end', id });
+      this.thread.begin(true);
+      this.thread.post({ op: 'hash-end', id });
     });
   }
 
   drop(id: number): void {
-    if (!this.failure) this.worker.postMessage({ op: 'drop', id });
+    if (this.failure) return;
+    this.thread.post({ op: 'hash-drop', id });
+    this.thread.end(false);
   }
 }
 
 let shared: HashWorker | undefined;
 
+/** Hashes go to the first helper thread (the one started first, and the last to get decode jobs). */
 function worker(): HashWorker | undefined {
   if (process.env.IMGX_HASH_THREAD === '0') return undefined;
   if (!shared || shared.broken) {
     try {
-      shared = new HashWorker();
+      shared = new HashWorker(helperThread(0));
     } catch {
       return undefined;
     }
@@ -165,6 +139,8 @@ class OffThreadHash implements StreamHash {
   private readonly id: number;
   private pending: Buffer | undefined;
   private pendingLen = 0;
+  /** digest() or abort() was called: the stream is over (the other is then a no-op). */
+  private over = false;
 
   constructor(w: HashWorker, algorithm: string) {
     this.w = w;
@@ -193,6 +169,8 @@ class OffThreadHash implements StreamHash {
   }
 
   digest(): Promise<string> {
+    if (this.over) return Promise.reject(new Error('hash: digest after the stream ended'));
+    this.over = true;
     try {
       this.flush();
     } catch (e) {
@@ -202,6 +180,8 @@ class OffThreadHash implements StreamHash {
   }
 
   abort(): void {
+    if (this.over) return;
+    this.over = true;
     this.w.drop(this.id);
   }
 }

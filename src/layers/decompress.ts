@@ -28,6 +28,20 @@ function describe(c: Compression): string {
   return c === 'none' ? 'uncompressed' : `${c}-compressed`;
 }
 
+/**
+ * Why a layer's first bytes (at least four, or all of a shorter stream) disagree with the
+ * compression its media type declares, or undefined when they agree.
+ */
+export function magicMismatch(bytes: Uint8Array, declared: Compression, what: string): ImgxError | undefined {
+  if (bytes.length === 0) {
+    return declared === 'none' ? undefined : badLayer(`${what}: empty, but its media type says ${declared}`);
+  }
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 4));
+  const actual = detectCompression(head);
+  if (actual === declared) return undefined;
+  return badLayer(`${what}: its media type says ${describe(declared)} but the data is ${describe(actual)} (starts with ${head.toString('hex')})`);
+}
+
 /** Passes bytes through once the first four agree with the declared compression. */
 class MagicCheck extends Transform {
   private readonly declared: Compression;
@@ -41,18 +55,6 @@ class MagicCheck extends Transform {
     this.what = what;
   }
 
-  private check(bytes: Buffer): ImgxError | undefined {
-    if (bytes.length === 0) {
-      return this.declared === 'none' ? undefined : badLayer(`${this.what}: empty, but its media type says ${this.declared}`);
-    }
-    const actual = detectCompression(bytes);
-    if (actual === this.declared) return undefined;
-    return badLayer(
-      `${this.what}: its media type says ${describe(this.declared)} but the data is ${describe(actual)}` +
-        ` (starts with ${bytes.subarray(0, 4).toString('hex')})`,
-    );
-  }
-
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (!this.head) return cb(null, chunk);
     this.head.push(chunk);
@@ -60,14 +62,14 @@ class MagicCheck extends Transform {
     if (this.headLength < 4) return cb();
     const all = this.head.length === 1 ? chunk : Buffer.concat(this.head);
     this.head = undefined;
-    cb(this.check(all), all);
+    cb(magicMismatch(all, this.declared, this.what), all);
   }
 
   override _flush(cb: TransformCallback): void {
     if (!this.head) return cb();
     const all = Buffer.concat(this.head);
     this.head = undefined;
-    const err = this.check(all);
+    const err = magicMismatch(all, this.declared, this.what);
     if (err) return cb(err);
     if (all.length) this.push(all);
     cb();
@@ -199,9 +201,10 @@ class ZstdFrames extends Transform {
   }
 }
 
-function zlibError(e: Error & { code?: string }, compression: Compression, what: string): ImgxError {
-  if (e.code === 'Z_BUF_ERROR') return badLayer(`${what}: truncated ${compression} stream (unexpected end of file)`, e);
-  return badLayer(`${what}: corrupt ${compression} data: ${e.message}`, e);
+/** The IMGX_BAD_LAYER for a decompressor's error (`code` as node:zlib names it, e.g. Z_DATA_ERROR). */
+export function inflateFailure(code: string | undefined, message: string, compression: Compression, what: string, cause?: unknown): ImgxError {
+  if (code === 'Z_BUF_ERROR') return badLayer(`${what}: truncated ${compression} stream (unexpected end of file)`, cause);
+  return badLayer(`${what}: corrupt ${compression} data: ${message}`, cause);
 }
 
 /**
@@ -227,7 +230,7 @@ export function decompress(input: Readable, compression: Compression, what: stri
     for (const s of stages) s.destroy();
   };
   input.on('error', fail);
-  for (const s of stages) s.on('error', (e: Error & { code?: string }) => fail(s === engine && !(e instanceof ImgxError) ? zlibError(e, compression, what) : e));
+  for (const s of stages) s.on('error', (e: Error & { code?: string }) => fail(s === engine && !(e instanceof ImgxError) ? inflateFailure(e.code, e.message, compression, what, e) : e));
   out.on('close', () => {
     // The consumer stopped early: stop reading and inflating.
     if (!out.readableEnded && !failed) {

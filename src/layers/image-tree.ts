@@ -15,7 +15,9 @@ import type { CliContext } from '../cli/context.ts';
 import { pullProgressFor } from '../cli/progress.ts';
 import { Warnings } from '../warnings.ts';
 import type { FlatTree } from './flat-tree.ts';
-import { layerName, layerReaders, openLayerStream, type LayerReader } from './layer-reader.ts';
+import { diffIdMismatch, layerName, layerReaders, openLayerStream, type LayerReader } from './layer-reader.ts';
+import { canDecodeOffThread, decodeOffThread } from './offthread-decode.ts';
+import { layerCompression } from '../image/media-types.ts';
 import { BlobFollower, type BlobWriting } from '../image/growing-blob.ts';
 import { scanLayers, type ContentSink } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
@@ -170,6 +172,22 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
             return openLayerStream(async () => new BlobFollower(w), l.desc, l.diffId, layerName(l.index, l.desc.digest), o);
           }
           return l.open(o);
+        },
+        // Pass 1 decodes on a worker, from the cache file or behind the download.
+        openChunks: async (o) => {
+          const compression = layerCompression(l.desc.mediaType);
+          if (l.diffId === undefined || !compression || !canDecodeOffThread(compression)) return undefined;
+          startPull();
+          const w = await arrivals.wait(l.desc.digest);
+          const what = layerName(l.index, l.desc.digest);
+          const diffId = l.diffId;
+          return decodeOffThread(w ? { writing: w } : { path: ctx.cache.blobPath(l.desc.digest), size: l.desc.size }, {
+            compression,
+            diffId,
+            mismatch: (actual) => diffIdMismatch(what, diffId, actual),
+            what,
+            ...(o.signal ? { signal: o.signal } : {}),
+          });
         },
       }));
       // A pull started for content is waited for on close; one for the index is started below.

@@ -11,6 +11,7 @@ import { OCI_LAYER, layerCompression } from '../image/media-types.ts';
 import type { ResolvedImage } from '../image/resolve.ts';
 import type { ImageSource } from '../image/source.ts';
 import { decompress } from './decompress.ts';
+import type { RecycledChunks } from './offthread-decode.ts';
 
 export interface LayerOpenOptions {
   /** Default true: the stream errors at its end with IMGX_DIFFID_MISMATCH unless its sha256 equals diffId. */
@@ -27,6 +28,12 @@ export interface LayerReader {
   diffId: string | undefined;
   /** The uncompressed tar stream. */
   open(opts?: LayerOpenOptions): Promise<Readable>;
+  /**
+   * The uncompressed stream as recycled chunks (offthread-decode.ts), the diff_id checked; for
+   * readers that copy what they keep. Undefined (or resolving to undefined) when this layer cannot
+   * be read that way: use `open`.
+   */
+  openChunks?(opts: { signal?: AbortSignal }): Promise<RecycledChunks | undefined>;
 }
 
 /** How a layer is named in messages: `layer 2 (sha256:abcdef123456)`. */
@@ -34,13 +41,15 @@ export function layerName(index: number, digest: string): string {
   return `layer ${index} (${digest.slice(0, 19)})`;
 }
 
+/** The error for a layer whose uncompressed content hashed to `actual` instead of its diff_id. */
+export function diffIdMismatch(what: string, diffId: string, actual: string): ImgxError {
+  return new ImgxError('IMGX_DIFFID_MISMATCH', `${what}: uncompressed content does not match the config's diff_id: expected ${diffId}, got ${actual}`);
+}
+
 /** A pass-through that hashes what it passes and fails at the end unless the hash is `diffId`. */
 export class DiffIdCheck extends DigestCheck {
   constructor(diffId: string, what: string) {
-    super(
-      diffId,
-      (actual) => new ImgxError('IMGX_DIFFID_MISMATCH', `${what}: uncompressed content does not match the config's diff_id: expected ${diffId}, got ${actual}`),
-    );
+    super(diffId, (actual) => diffIdMismatch(what, diffId, actual));
   }
 }
 

@@ -15,15 +15,14 @@
 // - A hardlink joins the inode at its target path at that moment (target not resolved through
 //   symlinks; missing or a directory: IMGX_BAD_HARDLINK, skipped). Like tar's link(2) and umoci,
 //   the link entry's own metadata is ignored: the inode keeps its own.
-import type { Readable } from 'node:stream';
 import { ImgxError } from '../errors.ts';
 import type { Warnings } from '../warnings.ts';
 import type { FsEntryType } from './fs-entry.ts';
-import { FlatTree, TYPE_CHAR, type ChangeKind, type LayerChange, type TreeColumns } from './flat-tree.ts';
+import { FlatTree, TYPE_CHAR, encodeLayerChange, type ChangeKind, type LayerChange, type SerialisedLayerChange, type TreeColumns } from './flat-tree.ts';
 import { layerName, type LayerReader } from './layer-reader.ts';
 import { ROOT, baseName, joinPath, normalisePath, splitPath } from './normalise-path.ts';
 import type { TarHeader } from './tar-header.ts';
-import { readTar } from './tar-reader.ts';
+import { readTar, type TarInput } from './tar-reader.ts';
 import { classifyWhiteout } from './whiteout.ts';
 
 export interface ScanOptions {
@@ -169,10 +168,13 @@ export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, wa
  */
 export async function readLayerEntries(layer: LayerReader, warnings: Warnings, signal?: AbortSignal, contents?: ContentSink): Promise<LayerEntries> {
   const where = layerName(layer.index, layer.desc.digest);
-  const input: Readable = await layer.open({ verifyDiffId: true, signal });
+  // Recycled chunks when the layer offers them: pass 1 copies what it keeps (headers become
+  // strings, contents go to the sink synchronously).
+  const chunks = await layer.openChunks?.({ ...(signal ? { signal } : {}) });
+  const input: TarInput = chunks ?? (await layer.open({ verifyDiffId: true, signal }));
   const out: LayerEntries = { whiteouts: [], opaques: [], entries: [] };
   try {
-    for await (const e of readTar(input, { what: where, skipBodies: !contents })) {
+    for await (const e of readTar(input, { what: where, skipBodies: !contents, recycled: chunks !== undefined })) {
       signal?.throwIfAborted();
       let entry: ScanEntry | undefined;
       try {
@@ -262,7 +264,8 @@ export class TreeBuilder {
   private rootExplicit = false;
   private readonly warnings: Warnings;
   private readonly recordPaths: boolean;
-  private readonly changes: LayerChange[] = [];
+  /** Per layer applied, what it changed (front-coded). */
+  private readonly changes: SerialisedLayerChange[] = [];
   /** Paths the current layer touched. */
   private touched = new Map<string, Touch>();
   private layer = -1;
@@ -284,7 +287,7 @@ export class TreeBuilder {
     for (const dir of entries.opaques) this.opaque(dir);
     for (const target of entries.whiteouts) this.whiteout(target);
     for (const e of entries.entries) this.apply(e);
-    this.changes.push(this.account(index, layer));
+    this.changes.push(encodeLayerChange(this.account(index, layer)));
   }
 
   // -- lookups and removal --
@@ -539,7 +542,7 @@ export class TreeBuilder {
       c.inodes.push(id);
     }
     c.types = types.join('');
-    return new FlatTree(c, this.changes);
+    return new FlatTree(c, { encoded: this.changes });
   }
 }
 

@@ -48,6 +48,18 @@ export interface ReadTarOptions {
   what?: string;
   /** Pass 1's fast path: no body streams, data skipped by counting; every body is empty. */
   skipBodies?: boolean;
+  /**
+   * The input reuses a chunk's memory once the next is asked for (offthread-decode.ts): nothing
+   * may hold on to a chunk, so there are no body streams (`readBody` only).
+   */
+  recycled?: boolean;
+}
+
+/** What the reader reads: a Readable, or anything else that iterates chunks and can be stopped. */
+export interface TarInput {
+  [Symbol.asyncIterator](): AsyncIterator<unknown>;
+  destroy(): void;
+  readonly destroyed: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -132,10 +144,11 @@ interface Current {
 }
 
 class TarReader {
-  private readonly input: Readable;
+  private readonly input: TarInput;
   private readonly it: AsyncIterator<unknown>;
   private readonly what: string;
   private readonly skipBodies: boolean;
+  private readonly recycled: boolean;
   private readonly ext = new TarExtensions();
   /** The current chunk, the read position in it, and the stream offset of its first byte. */
   private buf: Buffer = EMPTY;
@@ -156,11 +169,12 @@ class TarReader {
   /** Local PAX records in order, kept only when they hold a sparse map of format 0.0. */
   private orderedPax: [string, Buffer][] | undefined;
 
-  constructor(input: Readable, opts: ReadTarOptions) {
+  constructor(input: TarInput, opts: ReadTarOptions) {
     this.input = input;
     this.it = input[Symbol.asyncIterator]();
     this.what = opts.what ?? 'tar archive';
     this.skipBodies = opts.skipBodies === true;
+    this.recycled = opts.recycled === true;
   }
 
   private get offset(): number {
@@ -249,6 +263,7 @@ class TarReader {
 
   /** The body stream of an entry, made when the consumer first asks for it. */
   private bodyOf(cur: Current): Readable {
+    if (this.recycled) throw new Error(`${this.what}: no body streams over recycled input (use readBody)`);
     const body = new Body(this);
     // Asked for after the reader moved on: the data is gone; the stream says so when read
     // (premature close), as a body left half-read does.
@@ -511,7 +526,7 @@ class TarReader {
  * IMGX_BAD_ARCHIVE naming `what` and the offset; errors of the input itself (a digest check, a
  * decompressor) come through unchanged. Stopping early destroys the input.
  */
-export async function* readTar(input: Readable, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
+export async function* readTar(input: TarInput, opts: ReadTarOptions = {}): AsyncGenerator<TarEntry> {
   const reader = new TarReader(input, opts);
   try {
     for (;;) {

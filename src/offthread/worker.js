@@ -1,0 +1,352 @@
+// @ts-check
+// The helper thread (started by pool.ts). It serves two kinds of work, both over shared memory so
+// that nothing is allocated per chunk on either side:
+// - hashes: the main thread copies a download's bytes into shared slots and the worker hashes them
+//   (offthread-hash.ts);
+// - layer decoding: the worker reads a layer's compressed file (following it while a download still
+//   writes it), inflates it straight into the job's shared slots, hashes the result for the
+//   diff_id, and tells the main thread which slot holds how many bytes (offthread-decode.ts).
+// Plain JavaScript with no imports but Node's: a TypeScript worker would load the type stripper
+// into its own isolate (~15 MB more per thread).
+//
+// The inflater is node:zlib's own: the handle of a Gunzip stream, driven with writeSync (the same
+// native code, multi-member gzip included, that the stream drives on the thread pool). The public
+// stream API allocates a new output buffer per chunk, which is what this avoids. The handle is
+// not a documented interface: the worker checks for it at start and says whether it has it; the
+// main thread falls back to the stream path when it does not. Decode jobs take turns, one slot
+// each per turn, so several layers progress together and hash requests are served in between.
+import fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import { parentPort } from 'node:worker_threads';
+import { constants, createGunzip, gzipSync } from 'node:zlib';
+
+const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
+
+// ---- hashes ---------------------------------------------------------------------------------
+
+const FREE = 0;
+/** @type {{ state: Int32Array; data: Uint8Array; slotSize: number } | undefined} */
+let hashSlots;
+/** @type {Map<number, import('node:crypto').Hash>} */
+const hashes = new Map();
+
+/** @param {any} m */
+function onHash(m) {
+  switch (m.op) {
+    case 'hash-slots':
+      hashSlots = { state: new Int32Array(m.sab, 0, m.slots), data: new Uint8Array(m.sab, m.slots * 4), slotSize: m.slotSize };
+      break;
+    case 'hash-new':
+      hashes.set(m.id, createHash(m.algorithm));
+      break;
+    case 'hash-data': {
+      const s = /** @type {NonNullable<typeof hashSlots>} */ (hashSlots);
+      hashes.get(m.id)?.update(s.data.subarray(m.slot * s.slotSize, m.slot * s.slotSize + m.len));
+      Atomics.store(s.state, m.slot, FREE);
+      Atomics.notify(s.state, m.slot);
+      break;
+    }
+    case 'hash-end': {
+      const h = hashes.get(m.id);
+      hashes.delete(m.id);
+      port.postMessage({ op: 'hash-digest', id: m.id, hex: h ? h.digest('hex') : '' });
+      break;
+    }
+    case 'hash-drop':
+      hashes.delete(m.id);
+      break;
+  }
+}
+
+// ---- the zlib handle ------------------------------------------------------------------------
+
+/** node:zlib's names for its error numbers. */
+/** @type {Record<number, string>} */
+const ZLIB_CODES = { [-2]: 'Z_STREAM_ERROR', [-3]: 'Z_DATA_ERROR', [-4]: 'Z_MEM_ERROR', [-5]: 'Z_BUF_ERROR', [-6]: 'Z_VERSION_ERROR', [2]: 'Z_NEED_DICT' };
+
+/**
+ * @typedef {{ availOut: number; availIn: number; error?: { code: string; message: string } }} WriteResult
+ * @typedef {{ write(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): WriteResult; close(): void }} Inflater
+ */
+
+/** @returns {Inflater | undefined} a gunzip driven through its native handle, if this Node has one */
+function inflater() {
+  const stream = createGunzip();
+  const internals = /** @type {any} */ (stream);
+  const native = internals._handle;
+  const state = internals._writeState;
+  if (!native || typeof native.writeSync !== 'function' || !(state instanceof Uint32Array) || state.length < 2) {
+    stream.close();
+    return undefined;
+  }
+  /** @type {WriteResult['error']} */
+  let error;
+  // Called synchronously from inside writeSync; replaces the stream's handler (which would destroy the stream).
+  native.onerror = (/** @type {string} */ message, /** @type {number} */ errno) => {
+    error ??= { code: ZLIB_CODES[errno] ?? `errno ${errno}`, message };
+  };
+  return {
+    write(flush, input, inOff, inLen, out, outOff, outLen) {
+      if (!error) native.writeSync(flush, input, inOff, inLen, out, outOff, outLen);
+      if (error) return { availOut: outLen, availIn: inLen, error };
+      return { availOut: /** @type {number} */ (state[0]), availIn: /** @type {number} */ (state[1]) };
+    },
+    close: () => stream.close(),
+  };
+}
+
+/** Whether the handle works here: a tiny gzip member must come out right. */
+function inflaterWorks() {
+  try {
+    const z = inflater();
+    if (!z) return false;
+    const member = gzipSync(Buffer.from('ok'));
+    const out = Buffer.alloc(16);
+    const r = z.write(constants.Z_FINISH, member, 0, member.length, out, 0, out.length);
+    z.close();
+    return !r.error && r.availIn === 0 && out.subarray(0, out.length - r.availOut).toString() === 'ok';
+  } catch {
+    return false;
+  }
+}
+
+// ---- decode jobs ----------------------------------------------------------------------------
+
+/** Compressed bytes read at a time (and, while a download is followed, waited for). */
+const READ_SIZE = 1 << 20;
+const EMPTY = Buffer.alloc(0);
+
+/** A failure the main thread turns into its own error (it knows the layer's name and the wording). */
+class JobError extends Error {
+  /**
+   * @param {'zlib' | 'io'} kind
+   * @param {string} message
+   * @param {{ code?: string }} [detail]
+   */
+  constructor(kind, message, detail = {}) {
+    super(message);
+    this.kind = kind;
+    this.detail = detail;
+  }
+}
+
+/**
+ * @typedef {{
+ *   id: number; compression: 'gzip' | 'none'; path: string; finalPath: string;
+ *   written: number; done: boolean; size: number;
+ *   memory: Buffer; slotSize: number; free: number[];
+ *   fd: number | undefined; filePos: number; input: Buffer; inStart: number; inEnd: number;
+ *   inputEnded: boolean; outputEnded: boolean; inflater: Inflater | undefined;
+ *   hash: import('node:crypto').Hash;
+ * }} Job
+ */
+
+/** @type {Map<number, Job>} */
+const jobs = new Map();
+let turnQueued = false;
+
+/** @param {Job} job */
+function openInput(job) {
+  try {
+    return fs.openSync(job.path, 'r');
+  } catch (e) {
+    // Complete already: renamed into place (the same inode).
+    if (/** @type {NodeJS.ErrnoException} */ (e).code !== 'ENOENT' || job.finalPath === job.path) throw e;
+    return fs.openSync(job.finalPath, 'r');
+  }
+}
+
+/**
+ * Reads the next piece of the file into `into` at `at` (at most `max` bytes). Returns the count;
+ * 0 at the end of the file (inputEnded is then set); -1 to wait for the download.
+ * @param {Job} job @param {Buffer} into @param {number} at @param {number} max
+ */
+function readInput(job, into, at, max) {
+  const available = job.written - job.filePos;
+  // Behind a download, wait for a whole read's worth: every piece costs a round of work.
+  if (available <= 0 || (available < READ_SIZE && available < max && !job.done)) {
+    if (!job.done) return -1;
+    if (job.size >= 0 && job.filePos !== job.size) throw new JobError('io', `blob ${job.path}: ${job.filePos} bytes, expected ${job.size}`);
+    job.inputEnded = true;
+    if (job.filePos === 0) sendHead(job, EMPTY);
+    return 0;
+  }
+  job.fd ??= openInput(job);
+  const first = job.filePos === 0;
+  const n = fs.readSync(job.fd, into, at, Math.min(available, max), job.filePos);
+  if (n === 0) throw new JobError('io', `blob ${job.path}: unexpected end of file at ${job.filePos}`);
+  job.filePos += n;
+  if (first) sendHead(job, into.subarray(at, at + n));
+  return n;
+}
+
+/**
+ * The first bytes go to the main thread, which checks them against the media type (before any
+ * chunk or error of this job reaches it: messages keep their order).
+ * @param {Job} job @param {Buffer} first
+ */
+function sendHead(job, first) {
+  port.postMessage({ op: 'decode-head', job: job.id, head: first.subarray(0, 4).toString('hex') });
+}
+
+/**
+ * Inflates into `out` until it is full, the stream ends, or the input must be waited for.
+ * @param {Job} job @param {Buffer} out
+ */
+function inflateInto(job, out) {
+  const z = /** @type {Inflater} */ (job.inflater);
+  let len = 0;
+  while (len < out.length && !job.outputEnded) {
+    if (job.inStart === job.inEnd && !job.inputEnded) {
+      const n = readInput(job, job.input, 0, READ_SIZE);
+      if (n < 0) break;
+      job.inStart = 0;
+      job.inEnd = n;
+      continue;
+    }
+    const finish = job.inStart === job.inEnd;
+    const r = z.write(finish ? constants.Z_FINISH : constants.Z_NO_FLUSH, finish ? EMPTY : job.input, job.inStart, job.inEnd - job.inStart, out, len, out.length - len);
+    if (r.error) throw new JobError('zlib', r.error.message, { code: r.error.code });
+    len = out.length - r.availOut;
+    job.inStart = job.inEnd - r.availIn;
+    if (finish) {
+      // Everything inflated and flushed once output space is left over.
+      if (r.availOut > 0) job.outputEnded = true;
+    } else if (r.availIn > 0 && r.availOut > 0) {
+      // The last gzip member ended and what follows is not another one (zero padding): the
+      // Gunzip stream stops there too.
+      job.outputEnded = true;
+    }
+  }
+  return len;
+}
+
+/**
+ * Uncompressed layers: straight from the file into `out`.
+ * @param {Job} job @param {Buffer} out
+ */
+function copyInto(job, out) {
+  let len = 0;
+  while (len < out.length && !job.inputEnded) {
+    const n = readInput(job, out, len, out.length - len);
+    if (n < 0) break;
+    len += n;
+  }
+  if (job.inputEnded) job.outputEnded = true;
+  return len;
+}
+
+/** Input buffers of finished jobs, for the next ones (this thread allocates next to nothing, so garbage would wait long for a collection). */
+/** @type {Buffer[]} */
+const spareInputs = [];
+
+/** @param {Job} job */
+function finish(job) {
+  jobs.delete(job.id);
+  if (job.fd !== undefined) fs.closeSync(job.fd);
+  job.inflater?.close();
+  if (job.input.length === READ_SIZE) spareInputs.push(job.input);
+  job.input = EMPTY;
+  job.memory = EMPTY;
+}
+
+/**
+ * Fills one free slot of `job` if it can; true when it made progress.
+ * @param {Job} job
+ */
+function step(job) {
+  if (job.free.length === 0) return false;
+  const slot = /** @type {number} */ (job.free[0]);
+  const out = job.memory.subarray(slot * job.slotSize, (slot + 1) * job.slotSize);
+  const len = job.compression === 'gzip' ? inflateInto(job, out) : copyInto(job, out);
+  if (len > 0) {
+    job.hash.update(out.subarray(0, len));
+    job.free.shift();
+    port.postMessage({ op: 'decode-chunk', job: job.id, slot, len });
+  }
+  if (job.outputEnded) {
+    finish(job);
+    port.postMessage({ op: 'decode-end', job: job.id, hex: job.hash.digest('hex') });
+    return true;
+  }
+  return len > 0;
+}
+
+/** One turn: every job fills at most one slot; another turn follows while any made progress. */
+function turn() {
+  turnQueued = false;
+  let progress = false;
+  for (const job of [...jobs.values()]) {
+    try {
+      if (step(job)) progress = true;
+    } catch (e) {
+      finish(job);
+      const err = /** @type {Error} */ (e);
+      const kind = e instanceof JobError ? e.kind : 'io';
+      const detail = e instanceof JobError ? e.detail : {};
+      port.postMessage({ op: 'decode-error', job: job.id, kind, message: err.message, ...detail });
+    }
+  }
+  if (progress) queueTurn();
+}
+
+function queueTurn() {
+  if (turnQueued) return;
+  turnQueued = true;
+  // Not a loop: freed slots, download progress and cancels arrive between turns.
+  setImmediate(turn);
+}
+
+/** @param {any} m */
+function onDecode(m) {
+  switch (m.op) {
+    case 'decode-start': {
+      /** @type {Job} */
+      const job = {
+        id: m.job,
+        compression: m.compression,
+        path: m.path,
+        finalPath: m.finalPath,
+        written: m.written,
+        done: m.done,
+        size: m.size,
+        memory: Buffer.from(m.memory),
+        slotSize: m.slotSize,
+        free: Array.from({ length: m.slots }, (_, i) => i),
+        fd: undefined,
+        filePos: 0,
+        input: m.compression === 'gzip' ? (spareInputs.pop() ?? Buffer.allocUnsafe(READ_SIZE)) : EMPTY,
+        inStart: 0,
+        inEnd: 0,
+        inputEnded: false,
+        outputEnded: false,
+        inflater: m.compression === 'gzip' ? inflater() : undefined,
+        hash: createHash(m.algorithm),
+      };
+      jobs.set(job.id, job);
+      break;
+    }
+    case 'decode-grow': {
+      const job = jobs.get(m.job);
+      if (!job) return;
+      job.written = m.written;
+      job.done = m.done;
+      break;
+    }
+    case 'decode-free':
+      jobs.get(m.job)?.free.push(m.slot);
+      break;
+    case 'decode-cancel': {
+      const job = jobs.get(m.job);
+      if (job) finish(job);
+      return;
+    }
+  }
+  queueTurn();
+}
+
+port.on('message', (/** @type {any} */ m) => {
+  if (m.op.startsWith('hash-')) onHash(m);
+  else onDecode(m);
+});
+port.postMessage({ op: 'ready', inflate: inflaterWorks() });

@@ -1,0 +1,228 @@
+// Layers decoded on the helper threads into recycled shared memory: the bytes must be exactly the
+// uncompressed stream (multi-member gzip, uncompressed layers, a download still being written), the
+// diff_id and the first bytes checked as on the stream path, every failure a clear error, and a
+// reader that stops early must leave nothing running. Pass 1 over such chunks gives the same tree
+// as over the stream.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { BlobCache } from '../../src/image/blob-cache.ts';
+import { sha256 } from '../../src/image/digest.ts';
+import type { BlobWriting } from '../../src/image/growing-blob.ts';
+import { OCI_LAYER_GZIP } from '../../src/image/media-types.ts';
+import { diffIdMismatch, layerName, layerReadersFromBuffers, type LayerReader } from '../../src/layers/layer-reader.ts';
+import { decodeOffThread, type LayerFile, type RecycledChunks } from '../../src/layers/offthread-decode.ts';
+import { scanLayers } from '../../src/layers/scan.ts';
+import { Warnings } from '../../src/warnings.ts';
+import { makeTar } from '../fixtures/tar.ts';
+import { rejects } from '../helpers/rejects.ts';
+import { tempDir } from '../helpers/tempdir.ts';
+
+/** A tar of `files` files of `size` bytes each, half random and half repeated (gzip has work, and the blob stays large). */
+function bigTar(files: number, size: number, seed = 0): Buffer {
+  const entries = [];
+  for (let i = 0; i < files; i++) {
+    const body = Buffer.alloc(size, `${seed}-${i}-`.repeat(8));
+    randomBytes(size >> 1).copy(body, 0);
+    entries.push({ name: `d/f${i}`, content: body });
+  }
+  return makeTar([{ name: 'd/', type: 'directory' }, ...entries]);
+}
+
+function fileOf(bytes: Buffer): LayerFile {
+  const path = join(tempDir(), 'blob');
+  writeFileSync(path, bytes);
+  return { path, size: bytes.length };
+}
+
+function options(diffId: string, compression: 'gzip' | 'none' = 'gzip') {
+  const what = layerName(0, diffId);
+  return { compression, diffId, what, mismatch: (actual: string) => diffIdMismatch(what, diffId, actual) };
+}
+
+async function open(file: LayerFile, opts: ReturnType<typeof options> & { signal?: AbortSignal }): Promise<RecycledChunks> {
+  const chunks = await decodeOffThread(file, opts);
+  assert.ok(chunks, 'this Node decodes off-thread');
+  return chunks!;
+}
+
+/** Every chunk copied (they are only valid until the next is asked for). */
+async function drain(chunks: RecycledChunks): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of chunks) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
+
+test('a gzip layer of several members comes out whole, in order, its diff_id checked', async () => {
+  const tar = bigTar(40, 100_000);
+  // Three members, cut anywhere: a multi-member gzip stream is one layer.
+  const blob = Buffer.concat([gzipSync(tar.subarray(0, 1_000_001)), gzipSync(tar.subarray(1_000_001, 3_000_000)), gzipSync(tar.subarray(3_000_000))]);
+  const out = await drain(await open(fileOf(blob), options(sha256(tar))));
+  assert.ok(out.equals(tar));
+});
+
+test('an uncompressed layer is read straight into the slots', async () => {
+  const tar = bigTar(10, 300_000);
+  assert.ok((await drain(await open(fileOf(tar), options(sha256(tar), 'none')))).equals(tar));
+});
+
+test('a chunk is a view of memory that is reused once the next is asked for', async () => {
+  const tar = bigTar(30, 200_000);
+  const chunks = await open(fileOf(gzipSync(tar)), options(sha256(tar)));
+  const views: Buffer[] = [];
+  const copies: Buffer[] = [];
+  for await (const c of chunks) {
+    views.push(c);
+    copies.push(Buffer.from(c));
+  }
+  assert.ok(Buffer.concat(copies).equals(tar));
+  assert.ok(views.length > 4, 'more chunks than slots');
+  assert.ok(views.every((v) => v.buffer instanceof SharedArrayBuffer));
+  assert.ok(new Set(views.map((v) => v.byteOffset)).size <= 4, 'the same few slots, over and over');
+});
+
+test('content that does not hash to the diff_id fails at its end with IMGX_DIFFID_MISMATCH', async () => {
+  const tar = bigTar(3, 1000);
+  await rejects(drain(await open(fileOf(gzipSync(tar)), options(sha256(Buffer.from('other'))))), 'IMGX_DIFFID_MISMATCH', /does not match the config's diff_id/);
+});
+
+test('corrupt, truncated, mislabelled and empty layers are IMGX_BAD_LAYER, worded as on the stream path', async () => {
+  const tar = bigTar(20, 50_000);
+  const gz = gzipSync(tar);
+  const corrupt = Buffer.from(gz);
+  for (let i = 200; i < 260; i++) corrupt[i] = corrupt[i]! ^ 0x5a;
+  await rejects(drain(await open(fileOf(corrupt), options(sha256(tar)))), 'IMGX_BAD_LAYER', /corrupt gzip data/);
+  await rejects(drain(await open(fileOf(gz.subarray(0, gz.length >> 1)), options(sha256(tar)))), 'IMGX_BAD_LAYER', /truncated gzip stream/);
+  await rejects(drain(await open(fileOf(tar), options(sha256(tar)))), 'IMGX_BAD_LAYER', /media type says gzip-compressed but the data is uncompressed/);
+  await rejects(drain(await open(fileOf(gz), options(sha256(tar), 'none'))), 'IMGX_BAD_LAYER', /media type says uncompressed but the data is gzip-compressed/);
+  await rejects(drain(await open(fileOf(Buffer.alloc(0)), options(sha256(tar)))), 'IMGX_BAD_LAYER', /empty, but its media type says gzip/);
+});
+
+test('a file shorter than its descriptor says is an error, not a short layer', async () => {
+  const tar = bigTar(5, 10_000);
+  const gz = gzipSync(tar);
+  const file = fileOf(gz);
+  const read = drain(await open({ path: (file as { path: string }).path, size: gz.length + 10 }, options(sha256(tar))));
+  await read.then(
+    () => assert.unreachable('the short file was accepted'),
+    (e: Error) => assert.match(e.message, /unexpected end of file/),
+  );
+});
+
+/** A source that gives `data` in `piece`-byte chunks with a pause between them, then `fail` if set. */
+function slowSource(data: Buffer, piece: number, fail?: Error): Readable {
+  let pos = 0;
+  return new Readable({
+    read() {
+      setTimeout(() => {
+        if (pos >= data.length) {
+          if (fail) this.destroy(fail);
+          else this.push(null);
+          return;
+        }
+        this.push(data.subarray(pos, pos + piece));
+        pos += piece;
+      }, 1);
+    },
+  });
+}
+
+test('a layer still downloading is decoded behind the writer, to its last byte', async () => {
+  const tar = bigTar(60, 100_000, 7);
+  const gz = gzipSync(tar);
+  const cache = new BlobCache(tempDir());
+  const desc = { digest: sha256(gz), size: gz.length };
+  let decoded: Promise<Buffer> | undefined;
+  let partial = false;
+  await cache.ingest(desc, slowSource(gz, 64 * 1024), {
+    onWriting: (w: BlobWriting) => {
+      decoded = open({ writing: w }, options(sha256(tar))).then(drain);
+      w.onChange(() => {
+        if (w.written > 0 && w.written < gz.length) partial = true;
+      });
+    },
+  });
+  assert.ok(partial);
+  assert.ok((await decoded!).equals(tar));
+});
+
+test('a download that fails ends the decode with the download error', async () => {
+  const tar = bigTar(60, 100_000, 8);
+  const gz = gzipSync(tar);
+  const cache = new BlobCache(tempDir());
+  const boom = new Error('connection reset');
+  let decoded: Promise<unknown> | undefined;
+  await cache
+    .ingest({ digest: sha256(gz), size: gz.length }, slowSource(gz.subarray(0, gz.length >> 1), 64 * 1024, boom), {
+      onWriting: (w: BlobWriting) => {
+        decoded = open({ writing: w }, options(sha256(tar)))
+          .then(drain)
+          .then(
+            () => 'ended',
+            (e: unknown) => e,
+          );
+      },
+    })
+    .catch(() => {});
+  assert.is(await decoded, boom);
+});
+
+test('a reader that stops early or is interrupted leaves the threads free for the next layers', async () => {
+  const tar = bigTar(40, 200_000, 9);
+  const file = fileOf(gzipSync(tar));
+  const early = await open(file, options(sha256(tar)));
+  for await (const c of early) {
+    assert.ok(c.length > 0);
+    break;
+  }
+  assert.ok(early.destroyed);
+  const ac = new AbortController();
+  const interrupted = await open(file, { ...options(sha256(tar)), signal: ac.signal });
+  const it = interrupted[Symbol.asyncIterator]();
+  await it.next();
+  ac.abort();
+  await rejects(it.next(), 'IMGX_INTERRUPTED');
+  // Six at once, on both threads: each whole.
+  const tars = Array.from({ length: 6 }, (_, i) => bigTar(12, 150_000, 100 + i));
+  const outs = await Promise.all(tars.map(async (t) => drain(await open(fileOf(gzipSync(t)), options(sha256(t))))));
+  outs.forEach((o, i) => assert.ok(o.equals(tars[i]!), `layer ${i}`));
+});
+
+test('pass 1 over recycled chunks gives the same tree and staged contents as over the stream', async () => {
+  const tars = [
+    makeTar([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/a', content: 'a'.repeat(700_000) },
+      { name: 'etc/l', type: 'symlink', linkname: 'a' },
+      { name: 'etc/x', content: Buffer.from('x'), pax: { 'SCHILY.xattr.user.k': Buffer.from([0, 1, 255]) } },
+    ]),
+    makeTar([{ name: 'etc/.wh.a' }, { name: 'etc/b', content: randomBytes(2_000_000) }, { name: 'usr/bin/', type: 'directory' }]),
+  ];
+  const streamed = layerReadersFromBuffers(tars);
+  const files = tars.map((t) => fileOf(gzipSync(t)));
+  const recycled: LayerReader[] = streamed.map((l, i) => ({
+    ...l,
+    desc: { ...l.desc, mediaType: OCI_LAYER_GZIP },
+    openChunks: (o) => decodeOffThread(files[i]!, { ...options(l.diffId!), ...(o.signal ? { signal: o.signal } : {}) }),
+  }));
+  const staged = (into: Map<string, Buffer>) => ({
+    file: async (layer: number, offset: number, _e: unknown, readBody: (sink: (c: Buffer) => void) => Promise<void>) => {
+      const parts: Buffer[] = [];
+      await readBody((c) => parts.push(Buffer.from(c)));
+      into.set(`${layer}-${offset}`, Buffer.concat(parts));
+    },
+  });
+  const a = new Map<string, Buffer>();
+  const b = new Map<string, Buffer>();
+  const ta = await scanLayers(streamed, { warnings: new Warnings(), contents: staged(a) });
+  const tb = await scanLayers(recycled, { warnings: new Warnings(), contents: staged(b) });
+  assert.equal(JSON.stringify(tb.toJSON()), JSON.stringify(ta.toJSON()));
+  assert.equal([...b.keys()], [...a.keys()]);
+  for (const [k, v] of a) assert.ok(b.get(k)!.equals(v), k);
+});
+
+test.run();
