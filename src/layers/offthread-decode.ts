@@ -186,23 +186,30 @@ function recycle(memory: SharedArrayBuffer): void {
 
 /** Decode jobs running on each helper thread. */
 const running = new Map<HelperThread, Map<number, DecodeJob>>();
+/** Jobs given to each thread and not over (counted from the moment the thread is picked). */
+const assigned = new Map<HelperThread, number>();
 let jobIds = 0;
 
 /** The thread for a new job: the one with the fewest jobs, a later one on a tie (the first also hashes downloads). */
 function pickThread(): HelperThread {
-  const count = helperThreadCount();
   let best: HelperThread | undefined;
   let bestLoad = Infinity;
-  for (let i = count - 1; i >= 0; i--) {
+  for (let i = helperThreadCount() - 1; i >= 0; i--) {
     const t = runningHelperThread(i);
-    const load = t ? (running.get(t)?.size ?? 0) : 0;
+    const load = t ? (assigned.get(t) ?? 0) : 0;
     if (load < bestLoad) {
       best = t ?? helperThread(i);
       bestLoad = load;
-      if (load === 0) break;
     }
   }
+  assigned.set(best!, (assigned.get(best!) ?? 0) + 1);
   return best!;
+}
+
+function unassign(thread: HelperThread): void {
+  const n = (assigned.get(thread) ?? 1) - 1;
+  if (n > 0) assigned.set(thread, n);
+  else assigned.delete(thread);
 }
 
 function jobsOn(thread: HelperThread): Map<number, DecodeJob> {
@@ -237,6 +244,7 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   thread.begin(true);
   // A thread without the zlib handle cannot inflate: the caller reads the stream way.
   if (compression === 'gzip' && !(await thread.canInflate)) {
+    unassign(thread);
     thread.end(true);
     return undefined;
   }
@@ -249,6 +257,7 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   job.onCleanup(() => {
     jobs.delete(job.id);
     activeJobs--;
+    unassign(thread);
     thread.end(true);
   });
   let sent = writing ? writing.written : (file as { size: number }).size;
