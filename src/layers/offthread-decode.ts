@@ -186,12 +186,16 @@ function recycle(memory: SharedArrayBuffer): void {
 
 /** Decode jobs running on each helper thread. */
 const running = new Map<HelperThread, Map<number, DecodeJob>>();
-/** Jobs given to each thread and not over (counted from the moment the thread is picked). */
+/** Compressed bytes of the jobs given to each thread and not over (counted from the moment it is picked). */
 const assigned = new Map<HelperThread, number>();
 let jobIds = 0;
 
-/** The thread for a new job: the one with the fewest jobs, a later one on a tie (the first also hashes downloads). */
-function pickThread(): HelperThread {
+/**
+ * The thread for a job of `bytes` compressed bytes: the one with the fewest bytes to decode, a
+ * later one on a tie (the first also hashes downloads). By bytes, not jobs: two large layers on
+ * one thread would end the extract long after the other thread went idle.
+ */
+function pickThread(bytes: number): HelperThread {
   let best: HelperThread | undefined;
   let bestLoad = Infinity;
   for (let i = helperThreadCount() - 1; i >= 0; i--) {
@@ -202,12 +206,12 @@ function pickThread(): HelperThread {
       bestLoad = load;
     }
   }
-  assigned.set(best!, (assigned.get(best!) ?? 0) + 1);
+  assigned.set(best!, bestLoad + bytes);
   return best!;
 }
 
-function unassign(thread: HelperThread): void {
-  const n = (assigned.get(thread) ?? 1) - 1;
+function unassign(thread: HelperThread, bytes: number): void {
+  const n = (assigned.get(thread) ?? bytes) - bytes;
   if (n > 0) assigned.set(thread, n);
   else assigned.delete(thread);
 }
@@ -240,11 +244,12 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   const writing = 'writing' in file ? file.writing : undefined;
   if (writing) await writing.ready;
   // The job's work begins on the thread as it is picked: an idle thread retires.
-  const thread = pickThread();
+  const bytes = Math.max(1, writing ? writing.size : (file as { size: number }).size);
+  const thread = pickThread(bytes);
   thread.begin(true);
   // A thread without the zlib handle cannot inflate: the caller reads the stream way.
   if (compression === 'gzip' && !(await thread.canInflate)) {
-    unassign(thread);
+    unassign(thread, bytes);
     thread.end(true);
     return undefined;
   }
@@ -257,7 +262,7 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   job.onCleanup(() => {
     jobs.delete(job.id);
     activeJobs--;
-    unassign(thread);
+    unassign(thread, bytes);
     thread.end(true);
   });
   let sent = writing ? writing.written : (file as { size: number }).size;
