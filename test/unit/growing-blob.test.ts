@@ -9,30 +9,13 @@ import { Readable } from 'node:stream';
 import { BlobCache } from '../../src/image/blob-cache.ts';
 import { sha256 } from '../../src/image/digest.ts';
 import { BlobFollower, type BlobWriting } from '../../src/image/growing-blob.ts';
+import { slowSource } from '../helpers/slow-source.ts';
 import { tempDir } from '../helpers/tempdir.ts';
 
 async function drain(s: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c as Buffer);
   return Buffer.concat(parts);
-}
-
-/** A source that gives `data` in `piece`-byte chunks with a pause between them, then `fail` if set. */
-function slowSource(data: Buffer, piece: number, fail?: Error): Readable {
-  let pos = 0;
-  return new Readable({
-    read() {
-      setTimeout(() => {
-        if (pos >= data.length) {
-          if (fail) this.destroy(fail);
-          else this.push(null);
-          return;
-        }
-        this.push(data.subarray(pos, pos + piece));
-        pos += piece;
-      }, 1);
-    },
-  });
 }
 
 test('a follower started with the download reads every byte, in order, while it is written', async () => {

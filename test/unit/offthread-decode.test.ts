@@ -7,7 +7,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { BlobCache } from '../../src/image/blob-cache.ts';
 import { sha256 } from '../../src/image/digest.ts';
@@ -19,6 +18,7 @@ import { scanLayers } from '../../src/layers/scan.ts';
 import { Warnings } from '../../src/warnings.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { rejects } from '../helpers/rejects.ts';
+import { slowSource } from '../helpers/slow-source.ts';
 import { tempDir } from '../helpers/tempdir.ts';
 
 /** Bytes from a xorshift generator: like random data, the same every run (so are the failures of corrupt copies). */
@@ -126,24 +126,6 @@ test('a file shorter than its descriptor says is an error, not a short layer', a
     (e: Error) => assert.match(e.message, /unexpected end of file/),
   );
 });
-
-/** A source that gives `data` in `piece`-byte chunks with a pause between them, then `fail` if set. */
-function slowSource(data: Buffer, piece: number, fail?: Error): Readable {
-  let pos = 0;
-  return new Readable({
-    read() {
-      setTimeout(() => {
-        if (pos >= data.length) {
-          if (fail) this.destroy(fail);
-          else this.push(null);
-          return;
-        }
-        this.push(data.subarray(pos, pos + piece));
-        pos += piece;
-      }, 1);
-    },
-  });
-}
 
 test('a layer still downloading is decoded behind the writer, to its last byte', async () => {
   const tar = bigTar(60, 100_000, 7);
