@@ -71,19 +71,18 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         `    rootcertbundle: ${ts.certFile}\n`;
     }
 
-    // The port is found by binding :0 and releasing it; another process may take it in between,
-    // so a registry that dies at start is retried on a fresh port.
+    // The registry binds port 0 and says in its log which port it got. (Finding a free port first
+    // and handing it over raced with other test files starting registries at the same moment: a
+    // registry that lost the port died, and the readiness check could find the other one.)
     let lastError: unknown;
     for (let attempt = 0; attempt < 4; attempt++) {
-      const port = await freePort();
-      const host = `127.0.0.1:${port}`;
       const config = join(dir, `config-${attempt}.yml`);
       writeFileSync(
         config,
         [
           'version: 0.1',
           'log:',
-          '  level: warn',
+          '  level: info',
           '  accesslog:',
           '    disabled: true',
           'storage:',
@@ -95,7 +94,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
           '    uploadpurging:',
           '      enabled: false',
           'http:',
-          `  addr: ${host}`,
+          '  addr: 127.0.0.1:0',
           `  secret: ${randomBytes(16).toString('hex')}`,
           authYaml,
         ].join('\n'),
@@ -112,10 +111,12 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         exited = true;
         live.delete(child);
       });
+      let host = '';
       try {
+        host = await listeningAddress(logFile, () => exited);
         await waitReady(host, () => exited);
       } catch (e) {
-        lastError = new Error(`docker-registry did not start on ${host}: ${(e as Error).message}\n${tail(logFile)}`);
+        lastError = new Error(`docker-registry did not start${host ? ` on ${host}` : ''}: ${(e as Error).message}\n${tail(logFile)}`);
         if (!exited) await killChild(child);
         continue;
       }
@@ -161,6 +162,18 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** The address the registry logs once it listens (`msg="listening on 127.0.0.1:PORT"`). */
+async function listeningAddress(logFile: string, exited: () => boolean): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const m = /listening on (127\.0\.0\.1:\d+)/.exec(readFileSync(logFile, 'utf8'));
+    if (m) return m[1]!;
+    if (exited()) throw new Error('process exited');
+    if (Date.now() > deadline) throw new Error('timed out waiting for it to listen');
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 async function waitReady(host: string, exited: () => boolean): Promise<void> {
