@@ -1,10 +1,10 @@
-// Streaming SHA-256/512 on a worker thread. Extract's main thread parses tar and writes files while
+// Streaming SHA-256/512 on a helper thread (src/offthread/: the thread that also decodes layers). Extract's main thread parses tar and writes files while
 // it also hashed every byte twice (the blob's digest as it downloads, the layer's diff_id as it
 // inflates): SHA-256 runs at ~200 MB/s on CPUs without SHA extensions, so that was a third of the
 // main thread's time. Here the bytes are copied into a small ring of shared memory slots and a
 // worker hashes them: no allocation per chunk, one short message per filled slot. When the
 // worker's slots are all full the caller waits for one (backpressure by blocking, bounded by the
-// hash rate). Streams of any number of callers share the one worker, in order per stream.
+// hash rate). Streams of any number of callers share the first helper thread, in order per stream.
 import { createHash } from 'node:crypto';
 import { helperThread, type HelperThread } from '../offthread/pool.ts';
 

@@ -171,8 +171,6 @@ class DecodeJob implements RecycledChunks {
   }
 }
 
-/** Jobs not yet over, on all threads. */
-let activeJobs = 0;
 const SPARE_MEMORY = 4;
 
 /** Slot memory of jobs that ended, for the next ones (a job cancelled midway keeps its own: the worker may still be writing to it). */
@@ -180,7 +178,7 @@ const spareMemory: SharedArrayBuffer[] = [];
 
 function recycle(memory: SharedArrayBuffer): void {
   // Kept only while other jobs run (the next may start any moment); the last one lets all go.
-  if (activeJobs > 0 && spareMemory.length < SPARE_MEMORY) spareMemory.push(memory);
+  if (assigned.size > 0 && spareMemory.length < SPARE_MEMORY) spareMemory.push(memory);
   else spareMemory.length = 0;
 }
 
@@ -243,8 +241,10 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   if (!canDecodeOffThread(compression)) return undefined;
   const writing = 'writing' in file ? file.writing : undefined;
   if (writing) await writing.ready;
+  // A complete file is a writing that is over.
+  const where = writing ?? { path: (file as { path: string }).path, finalPath: (file as { path: string }).path, size: (file as { size: number }).size };
+  const bytes = Math.max(1, where.size);
   // The job's work begins on the thread as it is picked: an idle thread retires.
-  const bytes = Math.max(1, writing ? writing.size : (file as { size: number }).size);
   const thread = pickThread(bytes);
   thread.begin(true);
   // A thread without the zlib handle cannot inflate: the caller reads the stream way.
@@ -257,25 +257,23 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   const job = new DecodeJob(thread, ++jobIds, memory, opts);
   const jobs = jobsOn(thread);
   jobs.set(job.id, job);
-  activeJobs++;
   // Jobs in flight keep the process alive; an idle thread does not.
   job.onCleanup(() => {
     jobs.delete(job.id);
-    activeJobs--;
     unassign(thread, bytes);
     thread.end(true);
   });
-  let sent = writing ? writing.written : (file as { size: number }).size;
+  let sent = writing ? writing.written : where.size;
   thread.post({
     op: 'decode-start',
     job: job.id,
     compression,
     algorithm: hashAlgorithmOf(opts.diffId),
-    path: writing ? writing.path : (file as { path: string }).path,
-    finalPath: writing ? writing.finalPath : (file as { path: string }).path,
+    path: where.path,
+    finalPath: where.finalPath,
     written: sent,
     done: !writing,
-    size: writing ? writing.size : (file as { size: number }).size,
+    size: where.size,
     memory,
     slots: SLOTS,
     slotSize: SLOT_SIZE,
