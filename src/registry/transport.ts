@@ -1,12 +1,13 @@
 // HTTP for the registry: undici with pooled connections (through HTTPS_PROXY/HTTP_PROXY/NO_PROXY when
 // set), timeouts, bounded retries with backoff, and redirects followed by hand so that
 // Authorization never reaches another origin (scheme + host + port).
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { RegistryError } from '../errors.ts';
 import { isLoopbackHost } from './endpoint.ts';
 import { abortError, isAbortError, isRetryableNetworkError, networkError } from './errors.ts';
 import type { ResolvedOptions } from './options.ts';
 import { isRetryableStatus, RetryBudget, sleep } from './retry.ts';
+import { undiciAgent, undiciEnvHttpProxyAgent } from './undici-parts.ts';
 
 export type ResponseBody = Dispatcher.ResponseData['body'];
 export type Headers = Dispatcher.ResponseData['headers'];
@@ -92,9 +93,9 @@ export class Transport {
       bodyTimeout: options.timeoutMs,
       connect: { ...tls, timeout: options.timeoutMs },
     };
-    this.direct = new Agent(common);
+    this.direct = new (undiciAgent())(common);
     // ProxyAgent takes the TLS options for the far end as requestTls.
-    this.proxied = hasProxyEnv() ? new EnvHttpProxyAgent({ ...common, requestTls: tls }) : undefined;
+    this.proxied = hasProxyEnv() ? new (undiciEnvHttpProxyAgent())({ ...common, requestTls: tls }) : undefined;
   }
 
   /** Loopback never goes through a proxy (as Go's ProxyFromEnvironment). */
