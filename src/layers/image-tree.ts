@@ -23,6 +23,7 @@ import { scanLayers, type ContentSink } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
 import { join } from 'node:path';
 import { loadTreeAndWarnings, saveTree, type RecordedWarning } from './tree-cache.ts';
+import { retireIdleHelperThreads } from '../offthread/pool.ts';
 
 export interface ImageTree {
   image: ResolvedImage;
@@ -120,6 +121,17 @@ class LayerArrivals {
 }
 
 /**
+ * Pass 1's reads are over and the tree is about to be built: the moment extract's memory peaks (the
+ * model, the tree and its index all exist). The helper threads are idle then, and the scan left
+ * tens of MB of garbage that V8 would only collect once the heap reached its limit, so both go
+ * first. `gc` exists when Node runs with --expose-gc, as bin/imgx.js starts it.
+ */
+function releasePassOneMemory(): void {
+  retireIdleHelperThreads();
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/**
  * Pull what is missing into the cache (registry images; with the context's progress display),
  * then load the tree index for the manifest digest, or scan the layers and save it.
  */
@@ -206,7 +218,7 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     const untap = warnings.tap((code, message) => recorded.push({ code, message }));
     let tree: FlatTree;
     try {
-      tree = await scanLayers(layers, { warnings, signal: abort.signal, ...(opts?.contents ? { contents: opts.contents } : {}) });
+      tree = await scanLayers(layers, { warnings, signal: abort.signal, layersApplied: releasePassOneMemory, ...(opts?.contents ? { contents: opts.contents } : {}) });
     } catch (e) {
       // A scan that followed a download read its bytes before their digest was checked: garbage
       // from the registry fails the inflate or the tar before it fails the digest. The download's

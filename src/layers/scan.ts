@@ -37,6 +37,8 @@ export interface ScanOptions {
    * (the directory writer stages it) and pass 2 need not read the layer again.
    */
   contents?: ContentSink;
+  /** Called once every layer is read and applied, before the tree is built from the model. */
+  layersApplied?: () => void;
 }
 
 /**
@@ -602,6 +604,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
       // Content sources and layer changes name the layer by its LayerReader index.
       builder.applyLayer(layer.index, info, entries);
     }
+    opts.layersApplied?.();
     return builder.finish();
   } catch (e) {
     if (!failed) failed = { error: e };

@@ -1,8 +1,8 @@
 // The helper threads that run worker.js: started when first needed, at most one per CPU and never
 // more than two (the main thread needs a CPU too). A thread never keeps the process alive unless
 // work that must finish is pending, and it is stopped once it has had no work for a moment: its
-// isolate is ~15 MB, and extract's peak memory comes after the layers are read (when the tree is
-// built), so an idle thread should be gone by then. Clients (offthread-hash.ts,
+// isolate is ~10-15 MB, and extract's peak memory comes after the layers are read (when the tree is
+// built), so an idle thread should be gone by then (image-tree.ts retires them at once). Clients (offthread-hash.ts,
 // offthread-decode.ts) post their own messages and pick out the replies that are theirs.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -86,12 +86,16 @@ export class HelperThread {
 
   private scheduleRetirement(): void {
     if (this.failure) return;
-    this.idleTimer = setTimeout(() => {
-      if (this.work > 0) return;
-      this.retired = true;
-      void this.worker.terminate();
-    }, IDLE_MS);
+    this.idleTimer = setTimeout(() => this.retireIfIdle(), IDLE_MS);
     this.idleTimer.unref();
+  }
+
+  /** Stops the thread now if it has no work (a new one starts when work comes). */
+  retireIfIdle(): void {
+    if (this.work > 0 || !this.usable) return;
+    clearTimeout(this.idleTimer);
+    this.retired = true;
+    void this.worker.terminate();
   }
 
   /** Stops the thread now (a client that found it unresponsive). */
@@ -118,4 +122,9 @@ export function helperThread(i: number): HelperThread {
 export function runningHelperThread(i: number): HelperThread | undefined {
   const t = threads[i];
   return t?.usable ? t : undefined;
+}
+
+/** Stops every helper thread that has no work now, not after the idle delay (a phase that needs none is next). */
+export function retireIdleHelperThreads(): void {
+  for (const t of threads) t?.retireIfIdle();
 }

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { streamHash } from '../../src/image/offthread-hash.ts';
-import { helperThread, runningHelperThread } from '../../src/offthread/pool.ts';
+import { helperThread, retireIdleHelperThreads, runningHelperThread } from '../../src/offthread/pool.ts';
 
 function sha(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -46,6 +46,26 @@ test('work counted on a thread keeps it; ending the work lets it retire', async 
   t.end(false);
   await sleep(300);
   assert.not.ok(t.usable, 'retired once idle');
+});
+
+test('retiring idle threads at once stops the idle ones and keeps those with open work', async () => {
+  const busy = helperThread(0);
+  const idle = helperThread(1);
+  busy.begin(false);
+  retireIdleHelperThreads();
+  assert.not.ok(idle.usable, 'the idle thread retired without waiting for the idle delay');
+  assert.is(runningHelperThread(1), undefined);
+  assert.ok(busy.usable, 'the thread with open work kept running');
+  // The thread that kept running still serves work, and a new thread replaces the retired one.
+  const data = Buffer.alloc(1_000_000, 'kept');
+  assert.is(await hashOffThread(data), sha(data));
+  assert.is(runningHelperThread(0), busy);
+  const next = helperThread(1);
+  assert.ok(next !== idle && next.usable);
+  busy.end(false);
+  retireIdleHelperThreads();
+  assert.not.ok(busy.usable);
+  assert.not.ok(next.usable);
 });
 
 test.run();

@@ -15,6 +15,7 @@ import { OCI_LAYER_GZIP } from '../../src/image/media-types.ts';
 import { diffIdMismatch, layerName, layerReadersFromBuffers, type LayerReader } from '../../src/layers/layer-reader.ts';
 import { decodeOffThread, type LayerFile, type RecycledChunks } from '../../src/layers/offthread-decode.ts';
 import { scanLayers } from '../../src/layers/scan.ts';
+import { helperThreadCount, retireIdleHelperThreads, runningHelperThread } from '../../src/offthread/pool.ts';
 import { Warnings } from '../../src/warnings.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { rejects } from '../helpers/rejects.ts';
@@ -188,7 +189,7 @@ test('a reader that stops early or is interrupted leaves the threads free for th
   outs.forEach((o, i) => assert.ok(o.equals(tars[i]!), `layer ${i}`));
 });
 
-test('pass 1 over recycled chunks gives the same tree and staged contents as over the stream', async () => {
+test('pass 1 over recycled chunks gives the same tree and staged contents as over the stream, and leaves the threads idle', async () => {
   const tars = [
     makeTar([
       { name: 'etc/', type: 'directory' },
@@ -215,7 +216,15 @@ test('pass 1 over recycled chunks gives the same tree and staged contents as ove
   const a = new Map<string, Buffer>();
   const b = new Map<string, Buffer>();
   const ta = await scanLayers(streamed, { warnings: new Warnings(), contents: staged(a) });
-  const tb = await scanLayers(recycled, { warnings: new Warnings(), contents: staged(b) });
+  // Once every layer is applied, no decode holds a thread: image-tree.ts retires them all there.
+  let applied = 0;
+  const layersApplied = () => {
+    applied++;
+    retireIdleHelperThreads();
+    for (let i = 0; i < helperThreadCount(); i++) assert.is(runningHelperThread(i), undefined, `thread ${i} was idle when the layers were applied`);
+  };
+  const tb = await scanLayers(recycled, { warnings: new Warnings(), contents: staged(b), layersApplied });
+  assert.is(applied, 1);
   assert.equal(JSON.stringify(tb.toJSON()), JSON.stringify(ta.toJSON()));
   assert.equal([...b.keys()].sort(), [...a.keys()].sort());
   for (const [k, v] of a) assert.ok(b.get(k)!.equals(v), k);
