@@ -113,7 +113,7 @@ function inflaterWorks() {
 // ---- decode jobs ----------------------------------------------------------------------------
 
 /** Compressed bytes read at a time (and, while a download is followed, waited for). */
-const READ_SIZE = 1 << 20;
+const READ_SIZE = 512 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** A failure the main thread turns into its own error (it knows the layer's name and the wording). */
