@@ -2,8 +2,9 @@
 // more than two (the main thread needs a CPU too). A thread never keeps the process alive unless
 // work that must finish is pending, and it is stopped once it has had no work for a moment: its
 // isolate is ~10-15 MB, and extract's peak memory comes after the layers are read (when the tree is
-// built), so an idle thread should be gone by then (image-tree.ts retires them at once). Clients (offthread-hash.ts,
-// offthread-decode.ts) post their own messages and pick out the replies that are theirs.
+// built), so an idle thread should be gone by then (image-tree.ts retires them at once). Clients
+// (offthread-hash.ts, offthread-decode.ts) post their own messages and pick out the replies that
+// are theirs.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
