@@ -243,7 +243,7 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   const writing = 'writing' in file ? file.writing : undefined;
   if (writing) await writing.ready;
   // A complete file is a writing that is over.
-  const where = writing ?? { path: (file as { path: string }).path, finalPath: (file as { path: string }).path, size: (file as { size: number }).size };
+  const where = 'writing' in file ? file.writing : { path: file.path, finalPath: file.path, size: file.size };
   const bytes = Math.max(1, where.size);
   // The job's work begins on the thread as it is picked: an idle thread retires.
   const thread = pickThread(bytes);
