@@ -173,6 +173,7 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
         });
         pulling.catch(() => {});
       };
+      const largest = Math.max(...layers.map((l) => l.desc.size));
       layers = layers.map((l) => ({
         ...l,
         open: async (o = {}) => {
@@ -198,6 +199,8 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
             diffId,
             mismatch: (actual) => diffIdMismatch(what, diffId, actual),
             what,
+            // The largest layer ends last: its hash goes to the other thread.
+            hashOnOtherThread: l.desc.size === largest,
             ...(o.signal ? { signal: o.signal } : {}),
           });
         },

@@ -3,8 +3,18 @@
 // inflates: ~3 GB for a 700 MB image, and V8 answers that much external memory with a full
 // collection every few tens of megabytes (93 of them in one extract, a fifth of the CPU, and the
 // dead buffers pushed the peak RSS up). Here the worker reads the file into one reused buffer,
-// inflates into a few shared slots and hashes what it produced; the main thread parses each slot
-// in place and hands it back. Nothing is allocated per chunk on either side.
+// inflates into a few shared slots; the main thread parses each slot in place and hands it back.
+// Nothing is allocated per chunk on either side.
+//
+// The diff_id's hash of the output is as much work as the inflating (SHA-256 at ~200-400 MB/s on
+// CPUs without SHA extensions), and the layer that ends last (an image's largest) would end the
+// extract with one thread inflating and hashing it while the other sits idle. So that layer's
+// hash can run on the other thread (`hashOnOtherThread`): the decoder tells it each filled slot
+// over a channel of their own, and fills a slot again once both the reader and the hasher gave it
+// back. Not every layer: the messages cost ~10% of the hash, and while several layers decode both
+// threads are busy anyway (all layers split was no faster on bench-200; the largest alone was).
+// Not relayed through the main thread: its reader takes ready chunks without returning to the
+// event loop, so the hasher's answers would wait, and the decoder with them.
 //
 // The price is a contract: a chunk is valid only until the next one is asked for, so only a
 // reader that copies what it keeps may consume this (the tar reader in pass 1, which parses
@@ -13,6 +23,7 @@ import { ImgxError } from '../errors.ts';
 import { hashAlgorithmOf } from '../image/digest.ts';
 import type { BlobWriting } from '../image/growing-blob.ts';
 import type { Compression } from '../image/media-types.ts';
+import { MessageChannel } from 'node:worker_threads';
 import { helperThread, helperThreadCount, runningHelperThread, type HelperThread } from '../offthread/pool.ts';
 import { inflateFailure, magicMismatch } from './decompress.ts';
 
@@ -21,7 +32,8 @@ type FromWorker =
   | { op: 'decode-head'; job: number; head: string }
   | { op: 'decode-chunk'; job: number; slot: number; len: number }
   | { op: 'decode-end'; job: number; hex: string }
-  | { op: 'decode-error'; job: number; kind: 'zlib' | 'io'; message: string; code?: string };
+  | { op: 'decode-error'; job: number; kind: 'zlib' | 'io'; message: string; code?: string }
+  | { op: 'slot-hash-digest'; job: number; hex: string };
 
 // Per job (four at most run at once): 512 KiB slots were no faster, and cost ~10 MB of extract's peak.
 const SLOTS = 4;
@@ -40,6 +52,11 @@ export interface OffThreadDecodeOptions {
   mismatch: (actual: string) => Error;
   /** Names the layer in messages. */
   what: string;
+  /**
+   * Hash the output on the other helper thread, if there are two (for the layer expected to end
+   * last; IMGX_SPLIT_DECODE=0 turns it off).
+   */
+  hashOnOtherThread?: boolean;
   signal?: AbortSignal;
 }
 
@@ -60,10 +77,24 @@ export function canDecodeOffThread(compression: Compression): compression is 'gz
   return compression === 'gzip' || compression === 'none';
 }
 
+/** Whether a layer's output is hashed on the other helper thread (see the top of the file). */
+function splitsHash(opts: OffThreadDecodeOptions): boolean {
+  return opts.hashOnOtherThread === true && process.env.IMGX_SPLIT_DECODE !== '0' && helperThreadCount() > 1;
+}
+
 class DecodeJob implements RecycledChunks {
   readonly id: number;
   destroyed = false;
   private readonly thread: HelperThread;
+  /** The thread that hashes the output, when not the decoder itself. */
+  private readonly hasher: HelperThread | undefined;
+  /** The decoder's decode-end came (every chunk came before it). */
+  private decoded = false;
+  /**
+   * The output's digest, from the decoder's decode-end or the hasher. The two threads' messages
+   * are not ordered with each other: the hasher's may come before the decoder's last chunks.
+   */
+  private hex: string | undefined;
   private readonly shared: SharedArrayBuffer;
   private readonly memory: Buffer;
   private readonly opts: OffThreadDecodeOptions;
@@ -75,8 +106,9 @@ class DecodeJob implements RecycledChunks {
   private held = -1;
   private readonly cleanups: (() => void)[] = [];
 
-  constructor(thread: HelperThread, id: number, memory: SharedArrayBuffer, opts: OffThreadDecodeOptions) {
+  constructor(thread: HelperThread, hasher: HelperThread | undefined, id: number, memory: SharedArrayBuffer, opts: OffThreadDecodeOptions) {
     this.thread = thread;
+    this.hasher = hasher;
     this.id = id;
     this.shared = memory;
     this.memory = Buffer.from(memory);
@@ -91,10 +123,13 @@ class DecodeJob implements RecycledChunks {
     this.cleanups.push(fn);
   }
 
-  /** A message from the worker about this job. */
+  /** A message from the decoder or the hasher about this job. */
   receive(m: FromWorker): void {
     if (this.finished) return;
     switch (m.op) {
+      case 'slot-hash-digest':
+        this.hex = m.hex;
+        break;
       case 'decode-head': {
         // The first bytes must be what the media type says; nothing of the job came before them.
         const bad = magicMismatch(Buffer.from(m.head, 'hex'), this.opts.compression, this.opts.what);
@@ -105,12 +140,16 @@ class DecodeJob implements RecycledChunks {
         this.ready.push({ slot: m.slot, len: m.len });
         break;
       case 'decode-end':
-        this.outcome = { hex: m.hex };
+        this.decoded = true;
+        // With a hasher, the digest comes from it (the decoder told it the end).
+        if (!this.hasher) this.hex = m.hex;
         break;
       case 'decode-error':
         this.outcome = { error: m.kind === 'zlib' ? inflateFailure(m.code, m.message, this.opts.compression, this.opts.what) : new Error(m.message) };
+        this.hasher?.post({ op: 'slot-hash-drop', job: this.id });
         break;
     }
+    if (this.decoded && this.hex !== undefined) this.outcome = { hex: this.hex };
     if (this.outcome) this.settle();
     this.wake?.();
   }
@@ -119,7 +158,8 @@ class DecodeJob implements RecycledChunks {
   fail(error: Error): void {
     if (this.finished) return;
     this.failure = error;
-    this.thread.post({ op: 'decode-cancel', job: this.id });
+    if (!this.decoded) this.thread.post({ op: 'decode-cancel', job: this.id });
+    this.hasher?.post({ op: 'slot-hash-drop', job: this.id });
     this.settle();
     this.wake?.();
   }
@@ -145,8 +185,8 @@ class DecodeJob implements RecycledChunks {
 
   private async *chunks(): AsyncGenerator<Buffer> {
     for (;;) {
-      // The chunk given last is done with: its slot goes back to the worker.
-      if (this.held >= 0 && !this.finished) this.thread.post({ op: 'decode-free', job: this.id, slot: this.held });
+      // The chunk given last is done with: its slot goes back to the decoder (to fill once hashed).
+      if (this.held >= 0 && !this.decoded && !this.finished) this.thread.post({ op: 'decode-free', job: this.id, slot: this.held });
       this.held = -1;
       while (this.ready.length === 0 && !this.finished) await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
@@ -154,7 +194,8 @@ class DecodeJob implements RecycledChunks {
       const outcome = this.outcome;
       // A decoding error ends the stream at once, as a stream's error does.
       if (outcome && 'error' in outcome) {
-        recycle(this.shared);
+        // Not while a hasher may still read it (its drop is behind the slots already sent).
+        if (!this.hasher) recycle(this.shared);
         throw outcome.error;
       }
       const next = this.ready.shift();
@@ -183,7 +224,7 @@ function recycle(memory: SharedArrayBuffer): void {
   else spareMemory.length = 0;
 }
 
-/** Decode jobs running on each helper thread. */
+/** Decode jobs each helper thread decodes or hashes. */
 const running = new Map<HelperThread, Map<number, DecodeJob>>();
 /** Compressed bytes of the jobs given to each thread and not over (counted from the moment it is picked). */
 const assigned = new Map<HelperThread, number>();
@@ -194,19 +235,20 @@ let jobIds = 0;
  * later one on a tie (the first also hashes downloads). By bytes, not jobs: two large layers on
  * one thread would end the extract long after the other thread went idle.
  */
-function pickThread(bytes: number): HelperThread {
-  let best: HelperThread | undefined;
+function pickThread(bytes: number): { thread: HelperThread; index: number } {
+  let index = -1;
   let bestLoad = Infinity;
   for (let i = helperThreadCount() - 1; i >= 0; i--) {
     const t = runningHelperThread(i);
     const load = t ? (assigned.get(t) ?? 0) : 0;
     if (load < bestLoad) {
-      best = t ?? helperThread(i);
+      index = i;
       bestLoad = load;
     }
   }
-  assigned.set(best!, bestLoad + bytes);
-  return best!;
+  const thread = helperThread(index);
+  assigned.set(thread, bestLoad + bytes);
+  return { thread, index };
 }
 
 function unassign(thread: HelperThread, bytes: number): void {
@@ -222,7 +264,7 @@ function jobsOn(thread: HelperThread): Map<number, DecodeJob> {
     jobs = mine;
     running.set(thread, mine);
     thread.onMessage((m) => {
-      if (m.op.startsWith('decode-')) mine.get((m as FromWorker).job)?.receive(m as FromWorker);
+      if (m.op.startsWith('decode-') || m.op.startsWith('slot-hash-')) mine.get((m as FromWorker).job)?.receive(m as FromWorker);
     });
     thread.onFailure((e) => {
       running.delete(thread);
@@ -246,7 +288,7 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   const where = 'writing' in file ? file.writing : { path: file.path, finalPath: file.path, size: file.size };
   const bytes = Math.max(1, where.size);
   // The job's work begins on the thread as it is picked: an idle thread retires.
-  const thread = pickThread(bytes);
+  const { thread, index } = pickThread(bytes);
   thread.begin(true);
   // A thread without the zlib handle cannot inflate: the caller reads the stream way.
   if (compression === 'gzip' && !(await thread.canInflate)) {
@@ -255,30 +297,41 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
     return undefined;
   }
   const memory = spareMemory.pop() ?? new SharedArrayBuffer(SLOTS * SLOT_SIZE);
-  const job = new DecodeJob(thread, ++jobIds, memory, opts);
-  const jobs = jobsOn(thread);
-  jobs.set(job.id, job);
+  const algorithm = hashAlgorithmOf(opts.diffId);
+  const hasher = splitsHash(opts) ? helperThread((index + 1) % helperThreadCount()) : undefined;
+  const job = new DecodeJob(thread, hasher, ++jobIds, memory, opts);
   // Jobs in flight keep the process alive; an idle thread does not.
-  job.onCleanup(() => {
-    jobs.delete(job.id);
-    unassign(thread, bytes);
-    thread.end(true);
-  });
+  for (const t of hasher ? [thread, hasher] : [thread]) {
+    const jobs = jobsOn(t);
+    jobs.set(job.id, job);
+    if (t === hasher) t.begin(true);
+    job.onCleanup(() => {
+      jobs.delete(job.id);
+      t.end(true);
+    });
+  }
+  job.onCleanup(() => unassign(thread, bytes));
+  const channel = hasher ? new MessageChannel() : undefined;
+  if (hasher && channel) hasher.post({ op: 'slot-hash-open', job: job.id, algorithm, memory, slotSize: SLOT_SIZE, decoder: channel.port2 }, [channel.port2]);
   let sent = writing ? writing.written : where.size;
-  thread.post({
-    op: 'decode-start',
-    job: job.id,
-    compression,
-    algorithm: hashAlgorithmOf(opts.diffId),
-    path: where.path,
-    finalPath: where.finalPath,
-    written: sent,
-    done: !writing,
-    size: where.size,
-    memory,
-    slots: SLOTS,
-    slotSize: SLOT_SIZE,
-  });
+  thread.post(
+    {
+      op: 'decode-start',
+      job: job.id,
+      compression,
+      algorithm,
+      hasher: channel?.port1,
+      path: where.path,
+      finalPath: where.finalPath,
+      written: sent,
+      done: !writing,
+      size: where.size,
+      memory,
+      slots: SLOTS,
+      slotSize: SLOT_SIZE,
+    },
+    channel ? [channel.port1] : [],
+  );
   if (writing) {
     const unsubscribe = writing.onChange(() => {
       if (writing.written - sent < GROW_STEP) return;

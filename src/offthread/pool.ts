@@ -6,7 +6,7 @@
 // (offthread-hash.ts, offthread-decode.ts) post their own messages and pick out the replies that
 // are theirs.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Worker, type Transferable } from 'node:worker_threads';
 
 /** A thread with no work for this long is stopped (a new one starts when work comes). */
 const IDLE_MS = 100;
@@ -55,8 +55,9 @@ export class HelperThread {
     for (const fn of this.failureListeners) fn(e);
   }
 
-  post(m: { op: string; [field: string]: unknown }): void {
-    if (!this.failure) this.worker.postMessage(m);
+  /** `transfer`: objects moved to the thread with the message (a MessagePort). */
+  post(m: { op: string; [field: string]: unknown }, transfer: Transferable[] = []): void {
+    if (!this.failure) this.worker.postMessage(m, transfer);
   }
 
   onMessage(fn: (m: { op: string }) => void): void {

@@ -4,8 +4,11 @@
 // - hashes: the main thread copies a download's bytes into shared slots and the worker hashes them
 //   (offthread-hash.ts);
 // - layer decoding: the worker reads a layer's compressed file (following it while a download still
-//   writes it), inflates it straight into the job's shared slots, hashes the result for the
-//   diff_id, and tells the main thread which slot holds how many bytes (offthread-decode.ts).
+//   writes it), inflates it straight into the job's shared slots and tells the main thread which
+//   slot holds how many bytes (offthread-decode.ts). The result's hash (the diff_id) is taken
+//   either here too or, with two threads, on the other one (slot hashes): the decoder tells it
+//   each filled slot over a channel of their own, and a slot is filled again once both the main
+//   thread and the hasher gave it back. A large last layer then keeps both threads busy.
 // Plain JavaScript with no imports but Node's: a TypeScript worker would load the type stripper
 // into its own isolate (~15 MB more per thread).
 //
@@ -54,6 +57,43 @@ function onHash(m) {
     }
     case 'hash-drop':
       hashes.delete(m.id);
+      break;
+  }
+}
+
+// ---- slot hashes: a decode job's output, hashed on the thread that does not decode it ---------
+
+/** The decoder's channel of each job hashed here. */
+/** @type {Map<number, import('node:worker_threads').MessagePort>} */
+const slotHashes = new Map();
+
+/** @param {any} m */
+function onSlotHash(m) {
+  switch (m.op) {
+    case 'slot-hash-open': {
+      /** @type {import('node:worker_threads').MessagePort} */
+      const decoder = m.decoder;
+      const hash = createHash(m.algorithm);
+      const memory = Buffer.from(m.memory);
+      const slotSize = m.slotSize;
+      slotHashes.set(m.job, decoder);
+      decoder.on('message', (/** @type {{ op: 'data'; slot: number; len: number } | { op: 'end' }} */ d) => {
+        if (slotHashes.get(m.job) !== decoder) return;
+        if (d.op === 'data') {
+          hash.update(memory.subarray(d.slot * slotSize, d.slot * slotSize + d.len));
+          decoder.postMessage({ op: 'hashed', slot: d.slot });
+        } else {
+          // Every slot came before the end: the digest is the output's.
+          slotHashes.delete(m.job);
+          decoder.close();
+          port.postMessage({ op: 'slot-hash-digest', job: m.job, hex: hash.digest('hex') });
+        }
+      });
+      break;
+    }
+    case 'slot-hash-drop':
+      slotHashes.get(m.job)?.close();
+      slotHashes.delete(m.job);
       break;
   }
 }
@@ -135,9 +175,10 @@ class JobError extends Error {
  *   id: number; compression: 'gzip' | 'none'; path: string; finalPath: string;
  *   written: number; done: boolean; size: number;
  *   memory: Buffer; slotSize: number; free: number[];
+ *   hasher: import('node:worker_threads').MessagePort | undefined; holds: Uint8Array;
  *   fd: number | undefined; filePos: number; input: Buffer; inStart: number; inEnd: number;
  *   inputEnded: boolean; outputEnded: boolean; inflater: Inflater | undefined;
- *   hash: import('node:crypto').Hash;
+ *   hash: import('node:crypto').Hash | undefined;
  * }} Job
  */
 
@@ -243,6 +284,8 @@ const spareInputs = [];
 /** @param {Job} job */
 function finish(job) {
   jobs.delete(job.id);
+  // At the end the hasher closes the channel (after the last slot and the end came through).
+  if (!job.outputEnded) job.hasher?.close();
   if (job.fd !== undefined) fs.closeSync(job.fd);
   job.inflater?.close();
   if (job.input.length === READ_SIZE) spareInputs.push(job.input);
@@ -260,13 +303,17 @@ function step(job) {
   const out = job.memory.subarray(slot * job.slotSize, (slot + 1) * job.slotSize);
   const len = job.compression === 'gzip' ? inflateInto(job, out) : copyInto(job, out);
   if (len > 0) {
-    job.hash.update(out.subarray(0, len));
+    job.hash?.update(out.subarray(0, len));
     job.free.shift();
     port.postMessage({ op: 'decode-chunk', job: job.id, slot, len });
+    // Given back by the main thread, and by the hasher if there is one.
+    job.holds[slot] = job.hasher ? 2 : 1;
+    job.hasher?.postMessage({ op: 'data', slot, len });
   }
   if (job.outputEnded) {
+    job.hasher?.postMessage({ op: 'end' });
     finish(job);
-    port.postMessage({ op: 'decode-end', job: job.id, hex: job.hash.digest('hex') });
+    port.postMessage({ op: 'decode-end', job: job.id, hex: job.hash ? job.hash.digest('hex') : '' });
     return true;
   }
   return len > 0;
@@ -297,6 +344,13 @@ function queueTurn() {
   setImmediate(turn);
 }
 
+/** @param {Job} job @param {number} slot */
+function release(job, slot) {
+  const left = /** @type {number} */ (job.holds[slot]) - 1;
+  job.holds[slot] = left;
+  if (left === 0) job.free.push(slot);
+}
+
 /** @param {any} m */
 function onDecode(m) {
   switch (m.op) {
@@ -321,9 +375,17 @@ function onDecode(m) {
         inputEnded: false,
         outputEnded: false,
         inflater: m.compression === 'gzip' ? inflater() : undefined,
-        hash: createHash(m.algorithm),
+        // With a hasher the output is hashed there (slot hashes on the other thread).
+        hash: m.hasher ? undefined : createHash(m.algorithm),
+        hasher: m.hasher,
+        holds: new Uint8Array(m.slots),
       };
       jobs.set(job.id, job);
+      job.hasher?.on('message', (/** @type {{ op: 'hashed'; slot: number }} */ h) => {
+        if (jobs.get(job.id) !== job) return;
+        release(job, h.slot);
+        queueTurn();
+      });
       break;
     }
     case 'decode-grow': {
@@ -333,9 +395,11 @@ function onDecode(m) {
       job.done = m.done;
       break;
     }
-    case 'decode-free':
-      jobs.get(m.job)?.free.push(m.slot);
+    case 'decode-free': {
+      const job = jobs.get(m.job);
+      if (job) release(job, m.slot);
       break;
+    }
     case 'decode-cancel': {
       const job = jobs.get(m.job);
       if (job) finish(job);
@@ -347,6 +411,7 @@ function onDecode(m) {
 
 port.on('message', (/** @type {any} */ m) => {
   if (m.op.startsWith('hash-')) onHash(m);
+  else if (m.op.startsWith('slot-hash-')) onSlotHash(m);
   else onDecode(m);
 });
 port.postMessage({ op: 'ready', inflate: inflaterWorks() });

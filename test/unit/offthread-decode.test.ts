@@ -15,7 +15,7 @@ import { OCI_LAYER_GZIP } from '../../src/image/media-types.ts';
 import { diffIdMismatch, layerName, layerReadersFromBuffers, type LayerReader } from '../../src/layers/layer-reader.ts';
 import { decodeOffThread, type LayerFile, type RecycledChunks } from '../../src/layers/offthread-decode.ts';
 import { scanLayers } from '../../src/layers/scan.ts';
-import { helperThreadCount, retireIdleHelperThreads, runningHelperThread } from '../../src/offthread/pool.ts';
+import { helperThread, helperThreadCount, retireIdleHelperThreads, runningHelperThread } from '../../src/offthread/pool.ts';
 import { Warnings } from '../../src/warnings.ts';
 import { makeTar } from '../fixtures/tar.ts';
 import { rejects } from '../helpers/rejects.ts';
@@ -54,9 +54,9 @@ function fileOf(bytes: Buffer): LayerFile {
   return { path, size: bytes.length };
 }
 
-function options(diffId: string, compression: 'gzip' | 'none' = 'gzip') {
+function options(diffId: string, compression: 'gzip' | 'none' = 'gzip', hashOnOtherThread = false) {
   const what = layerName(0, diffId);
-  return { compression, diffId, what, mismatch: (actual: string) => diffIdMismatch(what, diffId, actual) };
+  return { compression, diffId, what, mismatch: (actual: string) => diffIdMismatch(what, diffId, actual), hashOnOtherThread };
 }
 
 async function open(file: LayerFile, opts: ReturnType<typeof options> & { signal?: AbortSignal }): Promise<RecycledChunks> {
@@ -78,6 +78,8 @@ test('a gzip layer of several members comes out whole, in order, its diff_id che
   const blob = Buffer.concat([gzipSync(tar.subarray(0, 1_000_001)), gzipSync(tar.subarray(1_000_001, 3_000_000)), gzipSync(tar.subarray(3_000_000))]);
   const out = await drain(await open(fileOf(blob), options(sha256(tar))));
   assert.ok(out.equals(tar));
+  // The same with the hash on the other thread.
+  assert.ok((await drain(await open(fileOf(blob), options(sha256(tar), 'gzip', true)))).equals(tar));
 });
 
 test('an uncompressed layer is read straight into the slots', async () => {
@@ -100,9 +102,35 @@ test('a chunk is a view of memory that is reused once the next is asked for', as
   assert.ok(new Set(views.map((v) => v.byteOffset)).size <= 4, 'the same few slots, over and over');
 });
 
+test("a reader that stalls still gets every chunk before the end, whichever thread's messages it hears first", async () => {
+  // With two threads the digest comes from the hasher and the chunks from the decoder, in no set
+  // order between them: the main thread hears the ports of older threads first. Here the hasher
+  // is the older one, and the reader blocks on every chunk, so the last chunk and the digest
+  // come in together: the stream must still end after the chunk, not before.
+  const stall = new Int32Array(new SharedArrayBuffer(4));
+  for (let round = 0; round < 4; round++) {
+    retireIdleHelperThreads();
+    const older = helperThread(0);
+    older.begin(false);
+    const tar = bigTar(4, 400_000, 50 + round);
+    const chunks = await open(fileOf(round % 2 ? gzipSync(tar) : tar), options(sha256(tar), round % 2 ? 'gzip' : 'none', true));
+    older.end(false);
+    // Other work on the main thread (a timer here) blocks it while both threads post.
+    const busy = setInterval(() => Atomics.wait(stall, 0, 0, 10), 1);
+    const parts: Buffer[] = [];
+    try {
+      for await (const c of chunks) parts.push(Buffer.from(c));
+    } finally {
+      clearInterval(busy);
+    }
+    assert.ok(Buffer.concat(parts).equals(tar), `round ${round}`);
+  }
+});
+
 test('content that does not hash to the diff_id fails at its end with IMGX_DIFFID_MISMATCH', async () => {
   const tar = bigTar(3, 1000);
   await rejects(drain(await open(fileOf(gzipSync(tar)), options(sha256(Buffer.from('other'))))), 'IMGX_DIFFID_MISMATCH', /does not match the config's diff_id/);
+  await rejects(drain(await open(fileOf(gzipSync(tar)), options(sha256(Buffer.from('other')), 'gzip', true))), 'IMGX_DIFFID_MISMATCH', /does not match the config's diff_id/);
 });
 
 test('corrupt, truncated, mislabelled and empty layers are IMGX_BAD_LAYER, worded as on the stream path', async () => {
@@ -171,12 +199,14 @@ test('a download that fails ends the decode with the download error', async () =
 test('a reader that stops early or is interrupted leaves the threads free for the next layers', async () => {
   const tar = bigTar(40, 200_000, 9);
   const file = fileOf(gzipSync(tar));
-  const early = await open(file, options(sha256(tar)));
-  for await (const c of early) {
-    assert.ok(c.length > 0);
-    break;
+  for (const split of [false, true]) {
+    const early = await open(file, options(sha256(tar), 'gzip', split));
+    for await (const c of early) {
+      assert.ok(c.length > 0);
+      break;
+    }
+    assert.ok(early.destroyed);
   }
-  assert.ok(early.destroyed);
   const ac = new AbortController();
   const interrupted = await open(file, { ...options(sha256(tar)), signal: ac.signal });
   const it = interrupted[Symbol.asyncIterator]();
@@ -185,8 +215,45 @@ test('a reader that stops early or is interrupted leaves the threads free for th
   await rejects(it.next(), 'IMGX_INTERRUPTED');
   // Six at once, on both threads: each whole.
   const tars = Array.from({ length: 6 }, (_, i) => bigTar(12, 150_000, 100 + i));
-  const outs = await Promise.all(tars.map(async (t) => drain(await open(fileOf(gzipSync(t)), options(sha256(t))))));
+  const outs = await Promise.all(tars.map(async (t, i) => drain(await open(fileOf(gzipSync(t)), options(sha256(t), 'gzip', i % 3 === 0)))));
   outs.forEach((o, i) => assert.ok(o.equals(tars[i]!), `layer ${i}`));
+});
+
+test('with two threads one decodes and the other hashes; if the hasher dies the layer fails with that, and the next layer decodes', async () => {
+  if (helperThreadCount() < 2) return;
+  const tar = bigTar(40, 200_000, 11);
+  const file = fileOf(gzipSync(tar));
+  retireIdleHelperThreads();
+  const chunks = await open(file, options(sha256(tar), 'gzip', true));
+  const it = chunks[Symbol.asyncIterator]();
+  assert.ok(!(await it.next()).done);
+  // On a tie the decoder is the later thread: the first hashes.
+  const hasher = runningHelperThread(0);
+  assert.ok(hasher && runningHelperThread(1), 'both threads work on the one layer');
+  hasher!.terminate();
+  await (async () => {
+    for (;;) if ((await it.next()).done) break;
+  })().then(
+    () => assert.unreachable('the layer ended without its hash'),
+    (e: Error) => assert.match(e.message, /helper thread exited/),
+  );
+  assert.ok((await drain(await open(file, options(sha256(tar), 'gzip', true)))).equals(tar));
+});
+
+test('IMGX_SPLIT_DECODE=0 keeps the hash on the decoding thread: the same bytes, the diff_id still checked', async () => {
+  process.env.IMGX_SPLIT_DECODE = '0';
+  try {
+    const tar = bigTar(20, 100_000, 12);
+    const file = fileOf(gzipSync(tar));
+    retireIdleHelperThreads();
+    const chunks = await open(file, options(sha256(tar), 'gzip', true));
+    if (helperThreadCount() > 1) assert.is(runningHelperThread(0), undefined, 'only the decoding thread runs');
+    const out = await drain(chunks);
+    assert.ok(out.equals(tar));
+    await rejects(drain(await open(file, options(sha256(Buffer.from('other')), 'gzip', true))), 'IMGX_DIFFID_MISMATCH');
+  } finally {
+    delete process.env.IMGX_SPLIT_DECODE;
+  }
 });
 
 test('pass 1 over recycled chunks gives the same tree and staged contents as over the stream, and leaves the threads idle', async () => {
@@ -204,7 +271,8 @@ test('pass 1 over recycled chunks gives the same tree and staged contents as ove
   const recycled: LayerReader[] = streamed.map((l, i) => ({
     ...l,
     desc: { ...l.desc, mediaType: OCI_LAYER_GZIP },
-    openChunks: (o) => decodeOffThread(files[i]!, { ...options(l.diffId!), ...(o.signal ? { signal: o.signal } : {}) }),
+    // The second hashed on the other thread: both threads must be let go of.
+    openChunks: (o) => decodeOffThread(files[i]!, { ...options(l.diffId!, 'gzip', i === 1), ...(o.signal ? { signal: o.signal } : {}) }),
   }));
   const staged = (into: Map<string, Buffer>) => ({
     file: async (layer: number, offset: number, _e: unknown, readBody: (sink: (c: Buffer) => void) => Promise<void>) => {
