@@ -30,7 +30,8 @@ requireRoot('bench/extract.ts', 'umoci unpack restores owners and device nodes o
 
 /** Goals from the issue. */
 const GOAL_RATIO = 0.5;
-const GOAL_RSS_MIB = 200;
+// The issue says 200 MB: decimal, 190.7 MiB (the stricter reading).
+const GOAL_RSS_MIB = Math.round((200e6 / (1024 * 1024)) * 10) / 10;
 const MiB = 1024 * 1024;
 const mib = (kib: number) => Math.round(kib / 102.4) / 10;
 
@@ -177,7 +178,7 @@ try {
     );
     process.stdout.write(`ratio imgx/peer (median wall time): ${ratio.toFixed(2)} (goal ≤ ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? 'met' : 'not met'})\n`);
     process.stdout.write(
-      `peak RSS: imgx ${imgx.peakTreeRssMiB} MiB (goal ≤ ${GOAL_RSS_MIB}: ${imgx.peakTreeRssMiB <= GOAL_RSS_MIB ? 'met' : 'not met'}), peer ${peer.peakTreeRssMiB} MiB (whole process tree, sampled every 25 ms)\n`,
+      `peak RSS: imgx ${imgx.peakTreeRssMiB} MiB (goal ≤ 200 MB = ${GOAL_RSS_MIB} MiB: ${imgx.peakTreeRssMiB <= GOAL_RSS_MIB ? 'met' : 'not met'}), peer ${peer.peakTreeRssMiB} MiB (whole process tree, sampled every 25 ms, forks not yet exec'd left out)\n`,
     );
     if (verified) process.stdout.write(`trees (round 1): ${verified}\n`);
 

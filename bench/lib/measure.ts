@@ -1,8 +1,11 @@
 // Runs one command and measures its whole process tree: wall time, and peak RSS two ways:
 // GNU time's %M (largest single process, from wait4 rusage) and the peak of the summed RSS of
 // every live process in the tree, sampled from /proc (catches helpers running side by side).
+// A child that was forked and has not yet exec'd is left out of the sum: its pages are its
+// parent's, shared copy-on-write, and counting them twice measures nothing (imgx forks `sh` for
+// device nodes while its RSS is at its peak, and such a child showed 26-35 MiB for a moment).
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -59,7 +62,22 @@ function rssKiB(pid: number): number {
   }
 }
 
-/** Summed RSS of every descendant of `root` (not `root` itself). */
+/** The executable and command line of `pid` ('' when it is gone). */
+function image(pid: number): string {
+  try {
+    return `${readlinkSync(`/proc/${pid}/exe`)}\0${readFileSync(`/proc/${pid}/cmdline`, 'latin1')}`;
+  } catch {
+    return '';
+  }
+}
+
+/** Whether `pid` is a fork of `parent` that has not exec'd: the same executable and command line. */
+function unexecedFork(pid: number, parent: number): boolean {
+  const own = image(pid);
+  return own !== '' && own === image(parent);
+}
+
+/** Summed RSS of every descendant of `root` (not `root` itself), forks that have not exec'd left out. */
 function treeRssKiB(root: number): number {
   const table = processTable();
   const children = new Map<number, number[]>();
@@ -72,7 +90,7 @@ function treeRssKiB(root: number): number {
   const stack = [...(children.get(root) ?? [])];
   while (stack.length) {
     const p = stack.pop()!;
-    sum += rssKiB(p);
+    if (!unexecedFork(p, table.get(p)!)) sum += rssKiB(p);
     stack.push(...(children.get(p) ?? []));
   }
   return sum;

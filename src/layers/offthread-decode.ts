@@ -19,11 +19,11 @@
 // The price is a contract: a chunk is valid only until the next one is asked for, so only a
 // reader that copies what it keeps may consume this (the tar reader in pass 1, which parses
 // headers in place and hands file contents to a synchronous sink).
+import { MessageChannel } from 'node:worker_threads';
 import { ImgxError } from '../errors.ts';
 import { hashAlgorithmOf } from '../image/digest.ts';
 import type { BlobWriting } from '../image/growing-blob.ts';
 import type { Compression } from '../image/media-types.ts';
-import { MessageChannel } from 'node:worker_threads';
 import { helperThread, helperThreadCount, runningHelperThread, type HelperThread } from '../offthread/pool.ts';
 import { inflateFailure, magicMismatch } from './decompress.ts';
 
