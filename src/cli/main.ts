@@ -10,7 +10,6 @@ const USAGE_STATUS = EXIT_STATUS.IMGX_USAGE;
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  let usageError: string | undefined;
   const run = splitRunArgv(argv);
   // A plain `imgx run` line skips yargs altogether (start-up is what a run check pays most).
   const fast = parseRunFast(run.argv);
@@ -24,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   }
   const [{ default: yargs }, c] = await Promise.all([import('yargs'), import('./commands/all.ts')]);
+  let suggestion: string | undefined;
   let cli = yargs(run.argv)
     .scriptName('imgx')
     .usage('imgx <command> [options]\n\nDaemonless container images: pull, inspect, flatten, run, and make bootable disks.');
@@ -58,20 +58,41 @@ export async function main(argv: string[]): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
+    // Thrown, not recorded: yargs goes on to run the command after a failed validation when the
+    // failure handler returns (an unknown option or a missing argument ran the command anyway).
+    // The one exception is the suggestion for a mistyped command, which strict mode's own
+    // failure follows: it is kept for that message.
     .fail((msg, err) => {
       if (err) throw err;
-      usageError = msg;
+      if (suggestion === undefined && msg.startsWith('Did you mean ')) {
+        suggestion = msg;
+        return;
+      }
+      throw new UsageFailure(suggestion ? `${msg} (${suggestion.replace(/^D/, 'd')})` : msg);
     });
+  // yargs lays out the whole help text before it runs a command, to show it should the command
+  // fail; imgx never shows it then (errors are one line), and the layout loads string-width
+  // (~60 ms of every command's start; lazy-string-width.ts).
+  (cli as unknown as YargsInternals).getInternalMethods().getUsageInstance().cacheHelpMessage = () => {};
   try {
     await cli.parseAsync();
+    if (suggestion !== undefined) throw new UsageFailure(suggestion);
   } catch (e) {
+    if (e instanceof UsageFailure) {
+      process.stderr.write(`imgx: ${e.message.split('\n')[0]} (see imgx --help)\n`);
+      return USAGE_STATUS;
+    }
     return reportError(e, debug);
   }
-  if (usageError !== undefined) {
-    process.stderr.write(`imgx: ${usageError.split('\n')[0]} (see imgx --help)\n`);
-    return USAGE_STATUS;
-  }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
+
+/** yargs' own message for a command line it rejects. */
+class UsageFailure extends Error {}
+
+/** The part of yargs' internals that main() reaches into (pinned by the lockfile; a test checks it still holds). */
+interface YargsInternals {
+  getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } };
 }
 
 function reportError(e: unknown, debug: boolean): number {
