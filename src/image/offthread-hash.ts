@@ -201,8 +201,18 @@ class InThreadHash implements StreamHash {
   abort(): void {}
 }
 
-/** A streaming hash of `algorithm` (a node:crypto name), on the worker when one can run. */
-export function streamHash(algorithm: string): StreamHash {
-  const w = worker();
+/**
+ * Streams of at most this many bytes are hashed on the calling thread: ~1-4 ms of SHA-256, less
+ * than the messages would cost, and no wait for a helper thread to start (100-200 ms on a 2-vCPU
+ * VM: an extract's config blob, hashed on a new thread, held back every layer's download that long).
+ */
+const IN_THREAD_MAX = 1 << 20;
+
+/**
+ * A streaming hash of `algorithm` (a node:crypto name), on the worker when one can run. `size`:
+ * the stream's length if known (-1 if not); a small one is hashed here.
+ */
+export function streamHash(algorithm: string, size = -1): StreamHash {
+  const w = size >= 0 && size <= IN_THREAD_MAX ? undefined : worker();
   return w ? new OffThreadHash(w, algorithm) : new InThreadHash(algorithm);
 }

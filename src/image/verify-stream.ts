@@ -13,13 +13,16 @@ export class DigestCheck extends Transform {
   private readonly digest: string;
   private readonly mismatch: (actual: string) => Error;
 
-  /** `mismatch` makes the error for a stream whose digest turned out to be `actual`. */
-  constructor(digest: string, mismatch: (actual: string) => Error) {
+  /**
+   * `mismatch` makes the error for a stream whose digest turned out to be `actual`; `size`, when
+   * known, lets a small stream be hashed here rather than on the hash worker.
+   */
+  constructor(digest: string, mismatch: (actual: string) => Error, size = -1) {
     super();
     parseDigest(digest);
     this.digest = digest;
     this.mismatch = mismatch;
-    this.hash = streamHash(hashAlgorithmOf(digest));
+    this.hash = streamHash(hashAlgorithmOf(digest), size);
   }
 
   /** A reason to stop at this chunk, before it is hashed (none here). */
@@ -64,7 +67,8 @@ export class VerifyStream extends DigestCheck {
   private readonly what: string;
 
   constructor(expected: Pick<Descriptor, 'digest' | 'size'>, what = expected.digest) {
-    super(expected.digest, (actual) => new IntegrityError('IMGX_DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected.digest}, got ${actual}`));
+    // More bytes than the size fail in admit(), so a small declared size bounds the hashing too.
+    super(expected.digest, (actual) => new IntegrityError('IMGX_DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected.digest}, got ${actual}`), expected.size);
     this.expected = expected;
     this.what = what;
   }
