@@ -23,7 +23,7 @@ import { scanLayers, type ContentSink } from './scan.ts';
 import { spoolLayers, type LayerSpool } from './spooled-layers.ts';
 import { join } from 'node:path';
 import { loadTreeAndWarnings, saveTree, type RecordedWarning } from './tree-cache.ts';
-import { retireIdleHelperThreads } from '../offthread/pool.ts';
+import { retireIdleHelperThreads, warmHelperThreads } from '../offthread/pool.ts';
 
 export interface ImageTree {
   image: ResolvedImage;
@@ -126,6 +126,9 @@ class LayerArrivals {
  * tens of MB of garbage that V8 would only collect once the heap reached its limit, so both go
  * first. `gc` exists when Node runs with --expose-gc, as bin/imgx.js starts it.
  */
+/** How long warm helper threads wait for work: the image's manifest and config come first. */
+const WARM_MS = 1000;
+
 function releasePassOneMemory(): void {
   retireIdleHelperThreads();
   (globalThis as { gc?: () => void }).gc?.();
@@ -138,6 +141,9 @@ function releasePassOneMemory(): void {
 export async function openImageTree(ctx: CliContext, image: string, opts?: OpenImageTreeOptions): Promise<ImageTree & { close(): Promise<void> }> {
   const warnings = opts?.warnings ?? new Warnings({ strict: ctx.strict });
   const arg = parseImageArg(image);
+  // Extract reads layers on the helper threads (and hashes downloads there): start them while
+  // the image is resolved, not when its first layer arrives.
+  if (opts?.contents && arg.transport === 'docker' && canDecodeOffThread('gzip')) warmHelperThreads(WARM_MS);
   const opened = await ctx.open(image);
   const source = memoRoot(opened.source);
   const abort = new AbortController();

@@ -126,6 +126,19 @@ export function runningHelperThread(i: number): HelperThread | undefined {
   return t?.usable ? t : undefined;
 }
 
+/**
+ * Starts every helper thread now and keeps it for `ms` even without work: for a command that will
+ * need them in a moment. A thread takes 100-200 ms to start on a 2-vCPU VM, and the first download
+ * to hash waits for it (the main thread blocks once the hash slots are full).
+ */
+export function warmHelperThreads(ms: number): void {
+  for (let i = 0; i < helperThreadCount(); i++) {
+    const t = helperThread(i);
+    t.begin(false);
+    setTimeout(() => t.end(false), ms).unref();
+  }
+}
+
 /** Stops every helper thread that has no work now, not after the idle delay (a phase that needs none is next). */
 export function retireIdleHelperThreads(): void {
   for (const t of threads) t?.retireIfIdle();

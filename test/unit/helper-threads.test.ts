@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { streamHash } from '../../src/image/offthread-hash.ts';
-import { helperThread, retireIdleHelperThreads, runningHelperThread } from '../../src/offthread/pool.ts';
+import { helperThread, helperThreadCount, retireIdleHelperThreads, runningHelperThread, warmHelperThreads } from '../../src/offthread/pool.ts';
 
 function sha(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -66,6 +66,32 @@ test('retiring idle threads at once stops the idle ones and keeps those with ope
   retireIdleHelperThreads();
   assert.not.ok(busy.usable);
   assert.not.ok(next.usable);
+});
+
+test('a stream of a small known size is hashed on the calling thread: no helper thread starts for it', async () => {
+  retireIdleHelperThreads();
+  const small = Buffer.alloc(900_000, 'config');
+  const h = streamHash('sha256', small.length);
+  h.update(small);
+  assert.is(await h.digest(), sha(small));
+  assert.is(runningHelperThread(0), undefined, 'no thread started');
+  // A large or unknown size goes to the thread.
+  const large = Buffer.alloc(2_000_000, 'layer');
+  const l = streamHash('sha256', large.length);
+  l.update(large);
+  assert.is(await l.digest(), sha(large));
+  assert.ok(runningHelperThread(0), 'the large stream ran on helper thread 0');
+});
+
+test('warm threads start at once and wait for work past the idle delay, then retire', async () => {
+  retireIdleHelperThreads();
+  warmHelperThreads(500);
+  const warm = Array.from({ length: helperThreadCount() }, (_, i) => runningHelperThread(i));
+  assert.ok(warm.every((t) => t !== undefined), 'every thread started');
+  await sleep(300);
+  assert.ok(warm.every((t) => t!.usable), 'kept past the 100 ms idle delay');
+  await sleep(500);
+  assert.ok(warm.every((t) => !t!.usable), 'retired once the warm time and the idle delay passed');
 });
 
 test.run();
