@@ -120,15 +120,15 @@ class LayerArrivals {
   }
 }
 
+/** How long warm helper threads wait for work: the image's manifest and config come first. */
+const WARM_MS = 1000;
+
 /**
  * Pass 1's reads are over and the tree is about to be built: the moment extract's memory peaks (the
  * model, the tree and its index all exist). The helper threads are idle then, and the scan left
  * tens of MB of garbage that V8 would only collect once the heap reached its limit, so both go
  * first. `gc` exists when Node runs with --expose-gc, as bin/imgx.js starts it.
  */
-/** How long warm helper threads wait for work: the image's manifest and config come first. */
-const WARM_MS = 1000;
-
 function releasePassOneMemory(): void {
   retireIdleHelperThreads();
   (globalThis as { gc?: () => void }).gc?.();
