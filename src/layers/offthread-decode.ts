@@ -300,19 +300,25 @@ export async function decodeOffThread(file: LayerFile, opts: OffThreadDecodeOpti
   const algorithm = hashAlgorithmOf(opts.diffId);
   const hasher = splitsHash(opts) ? helperThread((index + 1) % helperThreadCount()) : undefined;
   const job = new DecodeJob(thread, hasher, ++jobIds, memory, opts);
-  // Jobs in flight keep the process alive; an idle thread does not.
-  for (const t of hasher ? [thread, hasher] : [thread]) {
+  // Each thread the job uses hears its messages and counts it as work until it ends (jobs in
+  // flight keep the process alive; an idle thread does not). The decoder's began when it was picked.
+  const involve = (t: HelperThread) => {
     const jobs = jobsOn(t);
     jobs.set(job.id, job);
-    if (t === hasher) t.begin(true);
     job.onCleanup(() => {
       jobs.delete(job.id);
       t.end(true);
     });
-  }
+  };
+  involve(thread);
   job.onCleanup(() => unassign(thread, bytes));
-  const channel = hasher ? new MessageChannel() : undefined;
-  if (hasher && channel) hasher.post({ op: 'slot-hash-open', job: job.id, algorithm, memory, slotSize: SLOT_SIZE, decoder: channel.port2 }, [channel.port2]);
+  let channel: MessageChannel | undefined;
+  if (hasher) {
+    hasher.begin(true);
+    involve(hasher);
+    channel = new MessageChannel();
+    hasher.post({ op: 'slot-hash-open', job: job.id, algorithm, memory, slotSize: SLOT_SIZE, decoder: channel.port2 }, [channel.port2]);
+  }
   let sent = writing ? writing.written : where.size;
   thread.post(
     {
