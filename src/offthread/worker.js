@@ -9,19 +9,20 @@
 //   either here too or, with two threads, on the other one (slot hashes): the decoder tells it
 //   each filled slot over a channel of their own, and a slot is filled again once both the main
 //   thread and the hasher gave it back. A large last layer then keeps both threads busy.
-// Plain JavaScript with no imports but Node's: a TypeScript worker would load the type stripper
-// into its own isolate (~15 MB more per thread).
+// Plain JavaScript importing only Node and its sibling: a TypeScript worker would load the type
+// stripper into its own isolate (~15 MB more per thread).
 //
-// The inflater is node:zlib's own: the handle of a Gunzip stream, driven with writeSync (the same
-// native code, multi-member gzip included, that the stream drives on the thread pool). The public
-// stream API allocates a new output buffer per chunk, which is what this avoids. The handle is
-// not a documented interface: the worker checks for it at start and says whether it has it; the
-// main thread falls back to the stream path when it does not. Decode jobs take turns, one slot
+// The inflater is node:zlib's own: the handle of a raw-deflate stream, driven with writeSync (the
+// same native code that the stream drives on the thread pool), with the gzip framing read in
+// gzip-inflater.js. The public stream API allocates a new output buffer per chunk, which is what
+// this avoids. The handle is not a documented interface: the worker checks for it at start and
+// says whether it has it; the main thread falls back to the stream path when it does not. Decode jobs take turns, one slot
 // each per turn, so several layers progress together and hash requests are served in between.
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { constants, createGunzip, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
+import { gzipInflater } from './gzip-inflater.js';
 
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
 
@@ -98,53 +99,18 @@ function onSlotHash(m) {
   }
 }
 
-// ---- the zlib handle ------------------------------------------------------------------------
+// ---- the inflater ---------------------------------------------------------------------------
 
-/** node:zlib's names for its error numbers. */
-/** @type {Record<number, string>} */
-const ZLIB_CODES = { [-2]: 'Z_STREAM_ERROR', [-3]: 'Z_DATA_ERROR', [-4]: 'Z_MEM_ERROR', [-5]: 'Z_BUF_ERROR', [-6]: 'Z_VERSION_ERROR', [2]: 'Z_NEED_DICT' };
-
-/**
- * @typedef {{ availOut: number; availIn: number; error?: { code: string; message: string } }} WriteResult
- * @typedef {{ write(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): WriteResult; close(): void }} Inflater
- */
-
-/** @returns {Inflater | undefined} a gunzip driven through its native handle, if this Node has one */
-function inflater() {
-  const stream = createGunzip();
-  const internals = /** @type {any} */ (stream);
-  const native = internals._handle;
-  const state = internals._writeState;
-  if (!native || typeof native.writeSync !== 'function' || !(state instanceof Uint32Array) || state.length < 2) {
-    stream.close();
-    return undefined;
-  }
-  /** @type {WriteResult['error']} */
-  let error;
-  // Called synchronously from inside writeSync; replaces the stream's handler (which would destroy the stream).
-  native.onerror = (/** @type {string} */ message, /** @type {number} */ errno) => {
-    error ??= { code: ZLIB_CODES[errno] ?? `errno ${errno}`, message };
-  };
-  return {
-    write(flush, input, inOff, inLen, out, outOff, outLen) {
-      if (!error) native.writeSync(flush, input, inOff, inLen, out, outOff, outLen);
-      if (error) return { availOut: outLen, availIn: inLen, error };
-      return { availOut: /** @type {number} */ (state[0]), availIn: /** @type {number} */ (state[1]) };
-    },
-    close: () => stream.close(),
-  };
-}
-
-/** Whether the handle works here: a tiny gzip member must come out right. */
+/** Whether the raw-deflate handle works here: two small gzip members must come out right. */
 function inflaterWorks() {
   try {
-    const z = inflater();
+    const z = gzipInflater();
     if (!z) return false;
-    const member = gzipSync(Buffer.from('ok'));
+    const members = Buffer.concat([gzipSync(Buffer.from('o')), gzipSync(Buffer.from('k'))]);
     const out = Buffer.alloc(16);
-    const r = z.write(constants.Z_FINISH, member, 0, member.length, out, 0, out.length);
+    const r = z.write(true, members, 0, members.length, out, 0, out.length);
     z.close();
-    return !r.error && r.availIn === 0 && out.subarray(0, out.length - r.availOut).toString() === 'ok';
+    return !r.error && r.ended && r.availIn === 0 && out.subarray(0, out.length - r.availOut).toString() === 'ok';
   } catch {
     return false;
   }
@@ -177,7 +143,7 @@ class JobError extends Error {
  *   memory: Buffer; slotSize: number; free: number[];
  *   hasher: import('node:worker_threads').MessagePort | undefined; holds: Uint8Array;
  *   fd: number | undefined; filePos: number; input: Buffer; inStart: number; inEnd: number;
- *   inputEnded: boolean; outputEnded: boolean; inflater: Inflater | undefined;
+ *   inputEnded: boolean; outputEnded: boolean; inflater: import('./gzip-inflater.js').Inflater | undefined;
  *   hash: import('node:crypto').Hash | undefined;
  * }} Job
  */
@@ -235,7 +201,7 @@ function sendHead(job, first) {
  * @param {Job} job @param {Buffer} out
  */
 function inflateInto(job, out) {
-  const z = /** @type {Inflater} */ (job.inflater);
+  const z = /** @type {import('./gzip-inflater.js').Inflater} */ (job.inflater);
   let len = 0;
   while (len < out.length && !job.outputEnded) {
     if (job.inStart === job.inEnd && !job.inputEnded) {
@@ -245,19 +211,15 @@ function inflateInto(job, out) {
       job.inEnd = n;
       continue;
     }
-    const finish = job.inStart === job.inEnd;
-    const r = z.write(finish ? constants.Z_FINISH : constants.Z_NO_FLUSH, finish ? EMPTY : job.input, job.inStart, job.inEnd - job.inStart, out, len, out.length - len);
+    const given = job.inEnd - job.inStart;
+    const r = z.write(job.inputEnded, job.input, job.inStart, given, out, len, out.length - len);
     if (r.error) throw new JobError('zlib', r.error.message, { code: r.error.code });
-    len = out.length - r.availOut;
+    const produced = out.length - r.availOut - len;
+    len += produced;
     job.inStart = job.inEnd - r.availIn;
-    if (finish) {
-      // Everything inflated and flushed once output space is left over.
-      if (r.availOut > 0) job.outputEnded = true;
-    } else if (r.availIn > 0 && r.availOut > 0) {
-      // The last gzip member ended and what follows is not another one (zero padding): the
-      // Gunzip stream stops there too.
-      job.outputEnded = true;
-    }
+    if (r.ended) job.outputEnded = true;
+    // Guards the loop: with input (or its end) and room, the inflater always moves on.
+    else if (produced === 0 && r.availIn === given && (job.inputEnded || given > 0)) throw new JobError('zlib', 'the inflater made no progress');
   }
   return len;
 }
@@ -374,7 +336,7 @@ function onDecode(m) {
         inEnd: 0,
         inputEnded: false,
         outputEnded: false,
-        inflater: m.compression === 'gzip' ? inflater() : undefined,
+        inflater: m.compression === 'gzip' ? gzipInflater() : undefined,
         // With a hasher the output is hashed there (slot hashes on the other thread).
         hash: m.hasher ? undefined : createHash(m.algorithm),
         hasher: m.hasher,
