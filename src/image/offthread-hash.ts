@@ -3,13 +3,21 @@
 // inflates): SHA-256 runs at ~200 MB/s on CPUs without SHA extensions, so that was a third of the
 // main thread's time. Here the bytes are copied into a small ring of shared memory slots and a
 // worker hashes them: no allocation per chunk, one short message per filled slot. When the
-// worker's slots are all full the caller waits for one (backpressure by blocking, bounded by the
-// hash rate). Streams of any number of callers share the first helper thread, in order per stream.
+// worker's slots are all full, update() returns a promise that settles once the chunk is in
+// (Atomics.waitAsync on the slot): the caller waits without blocking the thread, which meanwhile
+// writes the layers that decode (blocking cost extract ~0.2 s of its main thread, and stalled the
+// decoders whose chunks it did not take back). Streams of any number of callers share the first
+// helper thread, in order per stream.
 import { createHash } from 'node:crypto';
 import { helperThread, type HelperThread } from '../offthread/pool.ts';
 
 export interface StreamHash {
-  update(chunk: Uint8Array): void;
+  /**
+   * Takes `chunk` (hashed in order with the others). A promise: the helper is behind, and the
+   * chunk is not all in until it settles (no update or digest before then; `chunk` must stay
+   * unchanged until then).
+   */
+  update(chunk: Uint8Array): Promise<void> | undefined;
   /** Hex digest of everything given to update(). */
   digest(): Promise<string>;
   /** Drops the stream (its digest is never asked for). */
@@ -59,8 +67,11 @@ class HashWorker {
     this.failure ??= e;
     for (const w of this.waiting.values()) w.reject(this.failure);
     this.waiting.clear();
-    // Nobody waits on the worker now: a slot it will never free must not block a caller.
-    for (let i = 0; i < SLOTS; i++) Atomics.store(this.state, i, FREE);
+    // Nobody waits on the worker now: a slot it will never free must not hold up a caller.
+    for (let i = 0; i < SLOTS; i++) {
+      Atomics.store(this.state, i, FREE);
+      Atomics.notify(this.state, i);
+    }
   }
 
   /** A new stream; the thread stays up until its digest arrives or it is dropped. */
@@ -72,31 +83,42 @@ class HashWorker {
   }
 
   /**
-   * A free slot's index (waits for the worker to free the next one in turn). While this thread
-   * waits it cannot hear that the worker died, so a slot not freed for a minute means it did.
+   * Settles once `slot` is free. A slot not freed for a minute means the worker died unheard (a
+   * failure settles it at once).
    */
-  private acquire(): number {
-    const slot = this.next;
-    this.next = (this.next + 1) % SLOTS;
-    if (Atomics.load(this.state, slot) !== FREE && Atomics.wait(this.state, slot, FULL, STALLED_MS) === 'timed-out') {
-      this.fail(new Error('the hash worker stopped responding'));
-      void this.thread.terminate();
-      throw this.failure;
-    }
-    return slot;
+  private freed(slot: number): Promise<void> {
+    const w = Atomics.waitAsync(this.state, slot, FULL, STALLED_MS);
+    // A wait does not keep the process alive by itself: the thread does, meanwhile.
+    if (w.async) this.thread.begin(true);
+    const settled = (r: string) => {
+      if (w.async) this.thread.end(true);
+      if (r === 'timed-out' && !this.failure) {
+        this.fail(new Error('the hash worker stopped responding'));
+        void this.thread.terminate();
+      }
+      if (this.failure) throw this.failure;
+    };
+    if (!w.async) return Promise.resolve().then(() => settled(w.value));
+    return w.value.then(settled);
   }
 
-  /** Copies `chunk` into slots and hands them to the worker. */
-  send(id: number, chunk: Uint8Array): void {
-    for (let off = 0; off < chunk.length; ) {
+  /**
+   * Copies `chunk` from `off` into slots and hands them to the worker; when the next slot is not
+   * free yet, the rest goes once it is (see StreamHash.update).
+   */
+  send(id: number, chunk: Uint8Array, off = 0): Promise<void> | undefined {
+    while (off < chunk.length) {
       if (this.failure) throw this.failure;
-      const slot = this.acquire();
+      const slot = this.next;
+      if (Atomics.load(this.state, slot) !== FREE) return this.freed(slot).then(() => this.send(id, chunk, off));
+      this.next = (slot + 1) % SLOTS;
       const len = Math.min(SLOT_SIZE, chunk.length - off);
       this.data.set(chunk.subarray(off, off + len), slot * SLOT_SIZE);
       Atomics.store(this.state, slot, FULL);
       this.thread.post({ op: 'hash-data', id, slot, len });
       off += len;
     }
+    return undefined;
   }
 
   end(id: number): Promise<string> {
@@ -142,42 +164,56 @@ class OffThreadHash implements StreamHash {
   private pendingLen = 0;
   /** digest() or abort() was called: the stream is over (the other is then a no-op). */
   private over = false;
+  /** An update's promise has not settled yet. */
+  private behind = false;
 
   constructor(w: HashWorker, algorithm: string) {
     this.w = w;
     this.id = w.open(algorithm);
   }
 
-  update(chunk: Uint8Array): void {
-    if (chunk.length >= SLOT_SIZE && this.pendingLen === 0) {
-      this.w.send(this.id, chunk);
-      return;
-    }
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.behind) throw new Error('hash: update before the previous chunk was taken');
+    const taking = this.take(chunk, 0);
+    if (!taking) return undefined;
+    this.behind = true;
+    return taking.finally(() => (this.behind = false));
+  }
+
+  private take(chunk: Uint8Array, from: number): Promise<void> | undefined {
+    if (chunk.length - from >= SLOT_SIZE && this.pendingLen === 0) return this.w.send(this.id, chunk, from);
     this.pending ??= Buffer.allocUnsafe(SLOT_SIZE);
-    for (let off = 0; off < chunk.length; ) {
+    for (let off = from; off < chunk.length; ) {
       const n = Math.min(SLOT_SIZE - this.pendingLen, chunk.length - off);
       this.pending.set(chunk.subarray(off, off + n), this.pendingLen);
       this.pendingLen += n;
       off += n;
-      if (this.pendingLen === SLOT_SIZE) this.flush();
+      if (this.pendingLen === SLOT_SIZE) {
+        // The pending buffer is free again only once it was sent.
+        const sent = this.flush();
+        if (sent) return sent.then(() => this.take(chunk, off));
+      }
     }
+    return undefined;
   }
 
-  private flush(): void {
-    if (this.pendingLen === 0) return;
-    this.w.send(this.id, this.pending!.subarray(0, this.pendingLen));
+  private flush(): Promise<void> | undefined {
+    if (this.pendingLen === 0) return undefined;
+    const len = this.pendingLen;
     this.pendingLen = 0;
+    return this.w.send(this.id, this.pending!.subarray(0, len));
   }
 
   digest(): Promise<string> {
     if (this.over) return Promise.reject(new Error('hash: digest after the stream ended'));
+    if (this.behind) return Promise.reject(new Error('hash: digest before the last chunk was taken'));
     this.over = true;
     try {
-      this.flush();
+      const sent = this.flush();
+      return sent ? sent.then(() => this.w.end(this.id)) : this.w.end(this.id);
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    return this.w.end(this.id);
   }
 
   abort(): void {
@@ -192,8 +228,9 @@ class InThreadHash implements StreamHash {
   constructor(algorithm: string) {
     this.h = createHash(algorithm);
   }
-  update(chunk: Uint8Array): void {
+  update(chunk: Uint8Array): undefined {
     this.h.update(chunk);
+    return undefined;
   }
   digest(): Promise<string> {
     return Promise.resolve(this.h.digest('hex'));

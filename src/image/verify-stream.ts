@@ -1,5 +1,6 @@
 // Pass-throughs that check a digest while bytes stream. DigestCheck hashes what passes (on the hash
-// worker, offthread-hash.ts) and fails at the end unless the digest is the expected one; VerifyStream
+// worker, offthread-hash.ts; a worker that is behind holds up the next chunk, not the thread) and
+// fails at the end unless the digest is the expected one; VerifyStream
 // adds a blob's size, failing as soon as more bytes than promised arrive. A consumer that waits for
 // 'finish' before trusting its output never trusts unverified bytes.
 import { Transform, type TransformCallback } from 'node:stream';
@@ -36,14 +37,18 @@ export class DigestCheck extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    let taking: Promise<void> | undefined;
     try {
       const refused = this.admit(chunk);
       if (refused) return cb(refused);
-      this.hash.update(chunk);
+      taking = this.hash.update(chunk);
     } catch (e) {
       return cb(e as Error);
     }
-    cb(null, chunk);
+    if (!taking) return cb(null, chunk);
+    // The hash is behind: pass the chunk on now, take the next one once this one is in.
+    this.push(chunk);
+    taking.then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {

@@ -13,7 +13,7 @@ function sha(data: Buffer): string {
 
 async function hashOffThread(data: Buffer): Promise<string> {
   const h = streamHash('sha256');
-  for (let off = 0; off < data.length; off += 300_000) h.update(data.subarray(off, off + 300_000));
+  for (let off = 0; off < data.length; off += 300_000) await h.update(data.subarray(off, off + 300_000));
   return h.digest();
 }
 
@@ -30,11 +30,53 @@ test('a helper thread with nothing to do retires; the next hash starts a new one
   assert.ok(second && second !== first, 'a new thread did the second hash');
 });
 
+test('a helper that is behind holds up its streams, not the thread: updates wait on a promise, timers run meanwhile, digests are right', async () => {
+  retireIdleHelperThreads();
+  // Three streams at once, far more than the slot ring holds (the new thread is not even up yet).
+  const datas = [0, 1, 2].map((i) => Buffer.alloc(6_000_000 + i * 12_345, `stream ${i} `));
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  let waits = 0;
+  const digests = await Promise.all(
+    datas.map(async (data) => {
+      const h = streamHash('sha256');
+      for (let off = 0; off < data.length; off += 100_000) {
+        const taking = h.update(data.subarray(off, off + 100_000));
+        if (!taking) continue;
+        waits++;
+        // The contract: nothing more until the chunk is in.
+        assert.throws(() => h.update(Buffer.from('x')), /before the previous chunk was taken/);
+        await taking;
+      }
+      return h.digest();
+    }),
+  );
+  clearInterval(timer);
+  digests.forEach((d, i) => assert.is(d, sha(datas[i]!), `stream ${i}`));
+  assert.ok(waits > 0, 'the ring filled up');
+  assert.ok(ticks > 0, 'the thread ran timers while the streams waited');
+});
+
+test('a stream waiting for a slot when its helper thread dies fails with that, and the next stream hashes', async () => {
+  retireIdleHelperThreads();
+  const h = streamHash('sha256');
+  const data = Buffer.alloc(300_000, 'w');
+  let taking: Promise<void> | undefined;
+  // Fill the ring (the thread is still starting, so nothing is freed yet).
+  while (!(taking = h.update(data)));
+  runningHelperThread(0)!.terminate();
+  await taking.then(
+    () => assert.unreachable('the chunk was taken by a dead thread'),
+    (e: Error) => assert.match(e.message, /helper thread exited/),
+  );
+  assert.is(await hashOffThread(data), sha(data));
+});
+
 test('a thread does not retire while work is open on it, however long', async () => {
   const h = streamHash('sha256');
-  h.update(Buffer.from('part one '));
+  await h.update(Buffer.from('part one '));
   await sleep(400);
-  h.update(Buffer.from('part two'));
+  await h.update(Buffer.from('part two'));
   assert.is(await h.digest(), sha(Buffer.from('part one part two')));
 });
 
@@ -72,13 +114,13 @@ test('a stream of a small known size is hashed on the calling thread: no helper 
   retireIdleHelperThreads();
   const small = Buffer.alloc(900_000, 'config');
   const h = streamHash('sha256', small.length);
-  h.update(small);
+  assert.is(h.update(small), undefined, 'taken at once');
   assert.is(await h.digest(), sha(small));
   assert.is(runningHelperThread(0), undefined, 'no thread started');
   // A large or unknown size goes to the thread.
   const large = Buffer.alloc(2_000_000, 'layer');
   const l = streamHash('sha256', large.length);
-  l.update(large);
+  await l.update(large);
   assert.is(await l.digest(), sha(large));
   assert.ok(runningHelperThread(0), 'the large stream ran on helper thread 0');
 });
