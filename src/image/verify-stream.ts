@@ -1,8 +1,8 @@
 // Pass-throughs that check a digest while bytes stream. DigestCheck hashes what passes (on the hash
 // worker, offthread-hash.ts; a worker that is behind holds up the next chunk, not the thread) and
-// fails at the end unless the digest is the expected one; VerifyStream
-// adds a blob's size, failing as soon as more bytes than promised arrive. A consumer that waits for
-// 'finish' before trusting its output never trusts unverified bytes.
+// fails at the end unless the digest is the expected one; VerifyStream adds a blob's size, failing
+// as soon as more bytes than promised arrive. A consumer that waits for 'finish' before trusting
+// its output never trusts unverified bytes.
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError } from '../errors.ts';
 import { hashAlgorithmOf, parseDigest } from './digest.ts';

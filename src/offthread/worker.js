@@ -16,8 +16,9 @@
 // same native code that the stream drives on the thread pool), with the gzip framing read in
 // gzip-inflater.js. The public stream API allocates a new output buffer per chunk, which is what
 // this avoids. The handle is not a documented interface: the worker checks for it at start and
-// says whether it has it; the main thread falls back to the stream path when it does not. Decode jobs take turns, one slot
-// each per turn, so several layers progress together and hash requests are served in between.
+// says whether it has it; the main thread falls back to the stream path when it does not. Decode
+// jobs take turns, one slot each per turn, so several layers progress together and hash requests
+// are served in between.
 import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
