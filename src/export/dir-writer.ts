@@ -36,6 +36,11 @@ export interface WriteDirectoryOptions {
    * stage contents beside it); DEST was checked then. Default: made here.
    */
   staging?: StagingDir;
+  /**
+   * Directories already made in the staging directory (by extract's content stage), every one of
+   * them a directory of the tree being written: they are taken as made here.
+   */
+  made?: ReadonlySet<string>;
 }
 
 export interface WriteDirectoryResult {
@@ -144,7 +149,11 @@ class DirWriter {
   /** Device nodes not made (not root), so that hardlinks to them count as such, not as broken. */
   private readonly skippedDevices = new Set<string>();
 
+  /** Made before this writer started (WriteDirectoryOptions.made). */
+  private readonly made: ReadonlySet<string> | undefined;
+
   constructor(rootPath: string, opts: WriteDirectoryOptions) {
+    this.made = opts.made;
     this.warnings = opts.warnings;
     this.who = writerIdentity(opts.asRoot);
     this.xattrs = new XattrBatch(`${rootPath}.xattrs`, this.who.asRoot, this.warnings);
@@ -222,22 +231,24 @@ class DirWriter {
 
   private async addDirectory(rel: string, e: FlatEntry): Promise<void> {
     const abs = this.root.abs(rel);
-    let created = true;
-    try {
-      fs.mkdirSync(abs, 0o700);
-    } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw err;
-      if (fs.lstatSync(abs).isDirectory()) {
-        created = false; // a duplicate: the later entry's metadata wins
-      } else {
-        await this.removeExisting(rel);
-        this.check();
+    // Counted once, whoever made it: this writer, or the content stage of pass 1.
+    const counted = this.dirMeta.has(rel);
+    if (!this.made?.has(rel)) {
+      try {
         fs.mkdirSync(abs, 0o700);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        // A duplicate: the later entry's metadata wins.
+        if (!fs.lstatSync(abs).isDirectory()) {
+          await this.removeExisting(rel);
+          this.check();
+          fs.mkdirSync(abs, 0o700);
+        }
       }
     }
     this.root.markDir(rel);
     this.dirMeta.set(rel, metaOf(e));
-    if (created) this.stats.dirs++;
+    if (!counted) this.stats.dirs++;
   }
 
   private makeImplicitDir(rel: string): void {
@@ -272,12 +283,13 @@ class DirWriter {
   }
 
   /**
-   * A content staged in pass 1 (content-stage.ts) moves into place with one rename: its parent was
-   * verified above, and rename(2) replaces a non-directory at the name without following it.
+   * A content staged in pass 1 (content-stage.ts) is already in place, or moves there with one
+   * rename: its parent was verified above, and rename(2) replaces a non-directory at the name
+   * without following it.
    */
   private placeStaged(rel: string, e: FlatEntry, staged: StagedContent): void {
     const abs = this.root.abs(rel);
-    fs.renameSync(staged.path, abs);
+    if (staged.path !== abs) fs.renameSync(staged.path, abs);
     // The staged copy got the metadata of its own tar entry, which is the tree's for that content;
     // should they ever differ, the tree's wins (l* calls: `abs` is the regular file just moved).
     if (staged.mode === (e.mode & 0o7777) && staged.uid === e.uid && staged.gid === e.gid && staged.mtime === e.mtime) return;

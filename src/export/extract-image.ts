@@ -1,7 +1,8 @@
 // An image's flattened filesystem into a directory, in one read of each layer: the staging
-// directory is made first, pass 1 stages every file content beside it as it scans (content-stage.ts),
-// and pass 2 (the directory writer) moves the surviving contents into place. When the tree comes
-// from the browse index instead (nothing scanned), pass 2 reads the layers as usual.
+// directory is made first, pass 1 writes every file content as it scans (content-stage.ts: at its
+// own path in the staging directory when it can, else beside it), and pass 2 (the directory
+// writer) builds the rest of the tree around the contents and moves the others into place. When
+// the tree comes from the browse index instead (nothing scanned), pass 2 reads the layers as usual.
 import { resolve } from 'node:path';
 import type { CliContext } from '../cli/context.ts';
 import { emitTree } from '../layers/emit.ts';
@@ -29,7 +30,7 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   const staging = await StagingDir.create(target);
   let stage: ContentStage;
   try {
-    stage = await ContentStage.create(`${staging.path}.content`, writerIdentity(opts.asRoot));
+    stage = await ContentStage.create(`${staging.path}.content`, staging.path, writerIdentity(opts.asRoot));
   } catch (e) {
     await staging.discard();
     throw e;
@@ -44,6 +45,8 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   let it: ImageTree & { close(): Promise<void> };
   try {
     it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });
+    // What pass 1 wrote into the staging tree, made to agree with the tree (before pass 2).
+    stage.settle(it.tree);
     opts.phase?.(it.fromIndex ? 'tree index found' : 'layers read, contents staged');
     opts.opened?.(it);
   } catch (e) {
@@ -55,6 +58,7 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
     const result = await writeDirectory(emitTree(it.tree, it.layers, { staged: stage }), target, {
       warnings: opts.warnings,
       staging,
+      made: stage.dirs,
       ...(opts.asRoot !== undefined ? { asRoot: opts.asRoot } : {}),
     });
     opts.phase?.('tree written');
