@@ -45,8 +45,6 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   let it: ImageTree & { close(): Promise<void> };
   try {
     it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });
-    // What pass 1 wrote into the staging tree, made to agree with the tree (before pass 2).
-    stage.settle(it.tree);
     opts.phase?.(it.fromIndex ? 'tree index found' : 'layers read, contents staged');
     opts.opened?.(it);
   } catch (e) {
@@ -55,6 +53,14 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
     throw e;
   }
   try {
+    // What pass 1 wrote into the staging tree, made to agree with the tree (before pass 2, which
+    // removes the staging tree should it fail; before it, that is done here).
+    try {
+      stage.settle(it.tree);
+    } catch (e) {
+      await staging.discard().catch(() => {});
+      throw e;
+    }
     const result = await writeDirectory(emitTree(it.tree, it.layers, { staged: stage }), target, {
       warnings: opts.warnings,
       staging,
