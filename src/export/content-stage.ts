@@ -14,7 +14,8 @@
 //
 // Safety: pass 1 makes only directories and regular files in the staging tree, under names that
 // were normalised (no `..`, no absolute names), and nothing else writes there before pass 2: so
-// no symlink can be in the way. Once the tree is known, settle() moves back beside DEST every
+// no symlink can be in the way; the parents are checked as the directory writer checks them all
+// the same (confined-root.ts). Once the tree is known, settle() moves back beside DEST every
 // content that is not the tree's at its path, and removes the directories the tree does not have,
 // so pass 2 starts from a staging tree that holds only what the final tree has.
 import fs from 'node:fs';
@@ -23,6 +24,7 @@ import { ImgxError } from '../errors.ts';
 import type { FlatTree } from '../layers/flat-tree.ts';
 import type { StagedContent, StagedContents } from '../layers/fs-entry.ts';
 import type { ContentSink, ScanEntry } from '../layers/scan.ts';
+import { ConfinedRoot } from './confined-root.ts';
 import { CREATE_FILE, applyFileMeta, createFile, fileMetaFor, writeAll, type WriterIdentity } from './fd-ops.ts';
 import { removeTree } from './remove-tree.ts';
 
@@ -36,6 +38,7 @@ export class ContentStage implements ContentSink, StagedContents {
   private readonly placed = new Map<string, string>();
   /** Directories this stage made in the staging tree (relative paths); after settle(), the tree's. */
   readonly dirs = new Set<string>();
+  private readonly confined: ConfinedRoot;
   private stopped = false;
   private removing: Promise<void> | undefined;
   /** Contents written at their own path, and those of them settle() moved beside DEST. */
@@ -45,6 +48,10 @@ export class ContentStage implements ContentSink, StagedContents {
     this.dir = dir;
     this.root = root;
     this.who = who;
+    this.confined = new ConfinedRoot(root, (rel) => {
+      fs.mkdirSync(`${root}/${rel}`, 0o700);
+      this.dirs.add(rel);
+    });
   }
 
   /**
@@ -91,18 +98,12 @@ export class ContentStage implements ContentSink, StagedContents {
    */
   private place(rel: string, mode: number): { abs: string; fd: number } | undefined {
     if (this.placed.has(rel) || this.dirs.has(rel)) return undefined;
-    const parts = rel.split('/');
-    let prefix = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      prefix = prefix ? `${prefix}/${parts[i]}` : parts[i]!;
-      if (this.dirs.has(prefix)) continue;
-      if (this.placed.has(prefix)) return undefined;
-      try {
-        fs.mkdirSync(`${this.root}/${prefix}`, 0o700);
-      } catch {
-        return undefined;
-      }
-      this.dirs.add(prefix);
+    try {
+      // The safe writer's own check: every parent a real directory inside the root (a content
+      // placed where a parent would go refuses, as would anything but a directory).
+      this.confined.parentReady(rel, true);
+    } catch {
+      return undefined;
     }
     const abs = `${this.root}/${rel}`;
     try {
