@@ -27,6 +27,7 @@ import type { ContentSink, ScanEntry } from '../layers/scan.ts';
 import { ConfinedRoot } from './confined-root.ts';
 import { CREATE_FILE, applyFileMeta, createFile, fileMetaFor, writeAll, type WriterIdentity } from './fd-ops.ts';
 import { removeTree } from './remove-tree.ts';
+import { parentOf } from './safe-path.ts';
 
 export class ContentStage implements ContentSink, StagedContents {
   readonly dir: string;
@@ -66,18 +67,16 @@ export class ContentStage implements ContentSink, StagedContents {
   async file(layer: number, offset: number, entry: ScanEntry, readBody: (sink: (chunk: Buffer) => void) => Promise<void>): Promise<void> {
     if (this.stopped) throw new ImgxError('IMGX_INTERRUPTED', 'interrupted');
     const key = `${layer}-${offset}`;
-    let path = this.place(entry.path, entry.mode);
-    let fd: number;
-    if (path !== undefined) {
-      fd = path.fd;
+    let at = this.place(entry.path, entry.mode);
+    if (at) {
       this.placed.set(entry.path, key);
       this.counts.inPlace++;
     } else {
-      const flat = `${this.dir}/${key}`;
+      const flat = this.beside(key);
       // Names are unique per layer and offset; should one exist anyway, it is this stage's own file.
-      fd = createFile(flat, entry.mode, () => fs.unlinkSync(flat));
-      path = { abs: flat, fd };
+      at = { abs: flat, fd: createFile(flat, entry.mode, () => fs.unlinkSync(flat)) };
     }
+    const fd = at.fd;
     try {
       let n = 0;
       await readBody((chunk) => {
@@ -89,7 +88,7 @@ export class ContentStage implements ContentSink, StagedContents {
     } finally {
       fs.closeSync(fd);
     }
-    this.staged.set(key, { path: path.abs, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime });
+    this.staged.set(key, { path: at.abs, mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime });
   }
 
   /**
@@ -122,22 +121,28 @@ export class ContentStage implements ContentSink, StagedContents {
     for (const [rel, key] of this.placed) {
       const src = tree.contentSource(rel);
       if (src && `${src.layer}-${src.offset}` === key) continue;
-      const flat = `${this.dir}/${key}`;
+      const flat = this.beside(key);
       fs.renameSync(`${this.root}/${rel}`, flat);
       const s = this.staged.get(key);
       if (s) s.path = flat;
       this.placed.delete(rel);
       this.counts.movedBack++;
     }
-    // Parents before children: a removed directory takes its subdirectories with it.
-    const gone: string[] = [];
+    // Parents before children (sorted, a parent comes first): a removed directory takes its
+    // subdirectories with it.
     for (const d of [...this.dirs].sort()) {
-      if (gone.some((g) => d.startsWith(`${g}/`))) continue;
-      if (tree.get(d)?.type === 'directory') continue;
-      fs.rmSync(`${this.root}/${d}`, { recursive: true });
-      gone.push(d);
+      const parent = parentOf(d);
+      if (parent !== '' && !this.dirs.has(parent)) this.dirs.delete(d);
+      else if (tree.get(d)?.type !== 'directory') {
+        fs.rmSync(`${this.root}/${d}`, { recursive: true });
+        this.dirs.delete(d);
+      }
     }
-    for (const g of gone) for (const d of this.dirs) if (d === g || d.startsWith(`${g}/`)) this.dirs.delete(d);
+  }
+
+  /** Where the content `key` goes beside DEST. */
+  private beside(key: string): string {
+    return `${this.dir}/${key}`;
   }
 
   take(layer: number, offset: number): StagedContent | undefined {

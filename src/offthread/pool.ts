@@ -129,7 +129,7 @@ export function runningHelperThread(i: number): HelperThread | undefined {
 /**
  * Starts every helper thread now and keeps it for `ms` even without work: for a command that will
  * need them in a moment. A thread takes 100-200 ms to start on a 2-vCPU VM, and the first download
- * to hash waits for it (the main thread blocks once the hash slots are full).
+ * to hash waits for it (its next chunk is held up once the hash slots are full).
  */
 export function warmHelperThreads(ms: number): void {
   for (let i = 0; i < helperThreadCount(); i++) {
