@@ -149,9 +149,11 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
   const abort = new AbortController();
   let pulling: Promise<unknown> | undefined;
   let spool: LayerSpool | undefined;
+  let saving: Promise<void> | undefined;
   const close = async () => {
     abort.abort(new Error('closed'));
     await pulling?.catch(() => {});
+    await saving;
     await spool?.dispose().catch(() => {});
     await opened.source.close();
   };
@@ -246,12 +248,12 @@ export async function openImageTree(ctx: CliContext, image: string, opts?: OpenI
     }
     // The pull also records the reference in the cache; let it finish before the tree is used.
     await pulling;
-    try {
-      await saveTree(ctx.cache.root, resolved.manifest.digest, tree, recorded);
-    } catch (e) {
-      // Only a speed-up: a read-only cache still lets the command run.
+    // The index is only a speed-up for later commands: it is compressed and written while the
+    // caller goes on (extract's end is single-threaded, and this is ~40 ms of it), and close()
+    // waits for it. A read-only cache still lets the command run.
+    saving = saveTree(ctx.cache.root, resolved.manifest.digest, tree, recorded).catch((e: unknown) => {
       if (ctx.debug) ctx.warn(`browse index not saved: ${(e as Error).message}`);
-    }
+    });
     return { image: resolved, layers, tree, fromIndex: false, close };
   } catch (e) {
     await close().catch(() => {});
