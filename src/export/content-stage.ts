@@ -15,9 +15,10 @@
 // Safety: pass 1 makes only directories and regular files in the staging tree, under names that
 // were normalised (no `..`, no absolute names), and nothing else writes there before pass 2: so
 // no symlink can be in the way; the parents are checked as the directory writer checks them all
-// the same (confined-root.ts). Once the tree is known, settle() moves back beside DEST every
-// content that is not the tree's at its path, and removes the directories the tree does not have,
-// so pass 2 starts from a staging tree that holds only what the final tree has.
+// the same (confined-root.ts). Once the tree is known, settle() moves beside DEST every content
+// that the tree has elsewhere but not at its path, removes those it has nowhere, and removes the
+// directories it does not have, so pass 2 starts from a staging tree that holds only what the
+// final tree has.
 import fs from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { ImgxError } from '../errors.ts';
@@ -42,8 +43,11 @@ export class ContentStage implements ContentSink, StagedContents {
   private readonly confined: ConfinedRoot;
   private stopped = false;
   private removing: Promise<void> | undefined;
-  /** Contents written at their own path, and those of them settle() moved beside DEST. */
-  readonly counts = { inPlace: 0, movedBack: 0 };
+  /**
+   * Contents written at their own path, those of them settle() moved beside DEST (another path
+   * of the tree has them), and those it removed (no path of the tree has them).
+   */
+  readonly counts = { inPlace: 0, movedBack: 0, removed: 0 };
 
   private constructor(dir: string, root: string, who: WriterIdentity) {
     this.dir = dir;
@@ -114,18 +118,29 @@ export class ContentStage implements ContentSink, StagedContents {
 
   /**
    * Once the tree is known, before pass 2: every content written at a path where the tree has
-   * another (or nothing) moves beside DEST, where pass 2 finds it by its key; then every directory
-   * made here that the tree does not have as a directory is removed (empty of files by then).
+   * another (or nothing) moves beside DEST, where pass 2 finds it by its key, or is removed if no
+   * path of the tree has it; then every directory made here that the tree does not have as a
+   * directory is removed (empty of files by then).
    */
   settle(tree: FlatTree): void {
+    let live: Set<string> | undefined;
     for (const [rel, key] of this.placed) {
       const src = tree.contentSource(rel);
       if (src && `${src.layer}-${src.offset}` === key) continue;
+      this.placed.delete(rel);
+      // Most of these were replaced by a later layer and are no one's content: removed here, not
+      // moved aside to be removed with the leftovers (a rename saved for each).
+      live ??= this.liveKeys(tree);
+      if (!live.has(key)) {
+        fs.unlinkSync(`${this.root}/${rel}`);
+        this.staged.delete(key);
+        this.counts.removed++;
+        continue;
+      }
       const flat = this.beside(key);
       fs.renameSync(`${this.root}/${rel}`, flat);
       const s = this.staged.get(key);
       if (s) s.path = flat;
-      this.placed.delete(rel);
       this.counts.movedBack++;
     }
     // Parents before children (sorted, a parent comes first): a removed directory takes its
@@ -138,6 +153,16 @@ export class ContentStage implements ContentSink, StagedContents {
         this.dirs.delete(d);
       }
     }
+  }
+
+  /** The keys of every content the tree has (at any of its paths: hardlinks share one). */
+  private liveKeys(tree: FlatTree): Set<string> {
+    const keys = new Set<string>();
+    for (let ino = 1; ino <= tree.inodeCount; ino++) {
+      const src = tree.sourceOfInode(ino);
+      if (src) keys.add(`${src.layer}-${src.offset}`);
+    }
+    return keys;
   }
 
   /** Where the content `key` goes beside DEST. */

@@ -106,9 +106,11 @@ test('contents staged in any layer order give the tree pass 2 writes alone, and 
     [40, 0, 20],
   ]) {
     const { dest, beside, counts } = await viaStage(delays);
-    // Most contents were written where they belong, and some had to move: both paths ran.
+    // Most contents were written where they belong; of those the tree does not have there, the
+    // ones it has elsewhere moved (b/linked, now b/hard's) and the others were removed: every path ran.
     assert.ok(counts.inPlace >= 8, `${counts.inPlace} contents in place`);
-    assert.ok(counts.movedBack >= 2, `${counts.movedBack} moved back`);
+    assert.ok(counts.movedBack >= 1, `${counts.movedBack} moved back`);
+    assert.ok(counts.removed >= 3, `${counts.removed} removed`);
     const d = diffSnapshots(snapshotTree(dest, { xattrs: false }), expected, { mtimes: true });
     assert.equal(d.differences, [], `layers opened after ${delays.join('/')} ms`);
     assert.equal(d.mtimes, [], `mtimes, layers opened after ${delays.join('/')} ms`);
