@@ -2,10 +2,11 @@
 // `skopeo copy docker://… oci:D:tag && umoci unpack --image D:tag BUNDLE` (timed as one sequence:
 // wall times summed, peak RSS the larger of the two), on real multi-layer Debian images of about
 // 200 MB and 700 MB of gzip layers (test/fixtures/debian-image.ts) served by a loopback
-// docker-registry. Cold cache and empty destinations every run, tools alternating who goes first.
-// Round 1 also checks that both produced the same tree, so the two sides did the same work.
+// docker-registry. Cold cache and empty destinations every run, tools alternating who goes first,
+// after one untimed warm-up round (--warmup N). Round 1 also checks that both produced the same
+// tree, so the two sides did the same work.
 //
-//   node_modules/.bin/node bench/extract.ts [--rounds N] [--sizes 200,700] [--no-verify]
+//   node_modules/.bin/node bench/extract.ts [--rounds N] [--warmup N] [--sizes 200,700] [--no-verify]
 //
 // Prints a table per image, the imgx/peer ratio of median wall times and the peak RSS of each
 // side's whole process tree, and writes bench/results/extract.json. Needs root (umoci unpack with
@@ -22,8 +23,13 @@ import { diffTrees } from '../test/helpers/tree-compare.ts';
 import { formatTable, machineInfo, measure, type Measurement, median, toolVersion } from './lib/measure.ts';
 import { REPO_ROOT, skopeoCopy, startRegistry } from './lib/registry.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string' }, warmup: { type: 'string' }, sizes: { type: 'string' }, 'no-verify': { type: 'boolean' } } });
 const rounds = roundsOption(values.rounds, 3);
+// Untimed rounds first: the first run after the registry starts is slower for both tools, and the
+// first imgx run after its sources changed fills Node's compile cache (what building a binary is
+// for the peer). Both tools run in each, as in a timed round.
+const warmup = values.warmup === undefined ? 1 : Number(values.warmup);
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: a whole number ≥ 0, got ${values.warmup}`);
 const sizes = (values.sizes ?? '200,700').split(',').map((s) => s.trim());
 for (const s of sizes) if (!['200', '700'].includes(s)) throw new Error(`--sizes: 200 and/or 700, got ${s}`);
 requireRoot('bench/extract.ts', 'umoci unpack restores owners and device nodes only as root');
@@ -121,15 +127,16 @@ try {
 
     const runs: Run[] = [];
     let verified: string | undefined;
-    for (let round = 1; round <= rounds; round++) {
+    for (let round = 1 - warmup; round <= rounds; round++) {
       clean();
       // Alternate who goes first, so neither always meets the other's dirty page cache.
       const order: Tool[] = round % 2 ? ['imgx', 'peer'] : ['peer', 'imgx'];
       for (const tool of order) {
         coldPageCache();
         const r = { round, tool, ...(await tools[tool]()) };
-        runs.push(r);
-        process.stderr.write(`bench: ${image.name} round ${round} ${tool}: ${r.wallS.toFixed(2)} s, peak ${mib(r.peakTreeRssKiB).toFixed(0)} MiB\n`);
+        const label = round < 1 ? 'warm-up (not counted)' : `round ${round}`;
+        process.stderr.write(`bench: ${image.name} ${label} ${tool}: ${r.wallS.toFixed(2)} s, peak ${mib(r.peakTreeRssKiB).toFixed(0)} MiB\n`);
+        if (round >= 1) runs.push(r);
       }
       if (round === 1 && !values['no-verify']) {
         // Same work on both sides: the trees must be identical (not timed).
@@ -164,7 +171,7 @@ try {
       mib(r.peakTreeRssKiB).toFixed(1),
     ]);
     process.stdout.write(
-      `\nimgx extract vs skopeo copy + umoci unpack — ${image.name}: ${image.layers.length} layers, ${(image.compressedSize / MiB).toFixed(1)} MiB gzip / ${(image.uncompressedSize / MiB).toFixed(1)} MiB tar, loopback registry, cold cache, ${rounds} rounds\n\n`,
+      `\nimgx extract vs skopeo copy + umoci unpack — ${image.name}: ${image.layers.length} layers, ${(image.compressedSize / MiB).toFixed(1)} MiB gzip / ${(image.uncompressedSize / MiB).toFixed(1)} MiB tar, loopback registry, cold cache, ${rounds} rounds after ${warmup} untimed\n\n`,
     );
     process.stdout.write(formatTable(['round', 'tool', 'wall s', 'skopeo + umoci s', 'peak RSS tree MiB'], rows) + '\n\n');
     process.stdout.write(
@@ -216,6 +223,7 @@ try {
       registry: toolVersion('/usr/bin/docker-registry', ['--version']),
     },
     rounds,
+    warmup,
     images: results,
   };
   const outDir = join(REPO_ROOT, 'bench', 'results');
