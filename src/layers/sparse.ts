@@ -4,7 +4,8 @@
 // - PAX 0.0 (repeated GNU.sparse.offset/numbytes records) and 0.1 (GNU.sparse.map "o,n,o,n");
 // - PAX 1.0: the map is text at the start of the entry's data, padded to a block.
 // Pure parsing; the tar reader owns the stream.
-import { BLOCK_SIZE, decodeNumber } from './tar-header.ts';
+import { decodeName } from '../util/raw-name.ts';
+import { BLOCK_SIZE, SPARSE_MAP, decodeNumber, parseDecimal } from './tar-header.ts';
 
 export interface SparseSegment {
   /** Where the data goes in the logical file. */
@@ -55,64 +56,56 @@ export function oldGnuSparseExtension(block: Uint8Array, segments: SparseSegment
   return block[EXT_IS_EXTENDED] !== 0;
 }
 
-function paxNumber(key: string, v: Buffer | string): number {
-  const text = typeof v === 'string' ? v : v.toString('latin1');
-  if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) fail(`${key}=${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text);
+function number(key: string, text: string): number {
+  try {
+    return parseDecimal(text, key);
+  } catch {
+    fail(`${key}=${JSON.stringify(text.slice(0, 40))}`);
+  }
 }
 
 export type PaxSparse =
   | { version: '0'; segments: SparseSegment[]; realSize: number; name: string | undefined }
   | { version: '1.0'; realSize: number; name: string | undefined };
 
+/** A record's value, or undefined when absent or empty (Go treats both alike). */
+function record(records: Map<string, Buffer>, key: string): Buffer | undefined {
+  const v = records.get(key);
+  return v && v.length > 0 ? v : undefined;
+}
+
 /**
- * Sparse information from an entry's PAX records, or undefined when it is not a sparse entry.
- * `ordered` is the entry's local records in order (needed for format 0.0's repeated keys).
+ * Sparse information from an entry's PAX records, or undefined when it is not a sparse entry, as
+ * Go reads them: version 0.0/0.1 (GNU.sparse.map with GNU.sparse.numblocks; parsePax folds 0.0's
+ * repeated records into a map) or 1.0 (the map at the start of the data); an unknown version is a
+ * regular file. The logical size is GNU.sparse.size, else GNU.sparse.realsize, else `size` (what
+ * the header and the PAX size record said).
  */
-export function paxSparse(records: Map<string, Buffer>, ordered: [string, Buffer][] | undefined): PaxSparse | undefined {
-  const major = records.get('GNU.sparse.major')?.toString('latin1');
-  const minor = records.get('GNU.sparse.minor')?.toString('latin1');
-  const name = records.get('GNU.sparse.name')?.toString('utf8');
-  if (major === '1' && minor === '0') {
-    const real = records.get('GNU.sparse.realsize');
-    if (!real) fail('GNU.sparse.realsize missing');
-    return { version: '1.0', realSize: paxNumber('GNU.sparse.realsize', real), name };
-  }
-  if (major !== undefined && major !== '0') fail(`unsupported GNU sparse format ${major}.${minor ?? '?'}`);
-  const map = records.get('GNU.sparse.map');
-  const numBlocks = records.get('GNU.sparse.numblocks');
-  if (!map && !numBlocks) return undefined;
-  const sizeRec = records.get('GNU.sparse.size') ?? records.get('GNU.sparse.realsize');
-  if (!sizeRec) fail('GNU.sparse.size missing');
-  const realSize = paxNumber('GNU.sparse.size', sizeRec);
+export function paxSparse(records: Map<string, Buffer>, size: number): PaxSparse | undefined {
+  const major = record(records, 'GNU.sparse.major')?.toString('latin1');
+  const minor = record(records, 'GNU.sparse.minor')?.toString('latin1');
+  const map = record(records, SPARSE_MAP);
+  let version: '0' | '1.0';
+  if (major === '0' && (minor === '0' || minor === '1')) version = '0';
+  else if (major === '1' && minor === '0') version = '1.0';
+  else if (major !== undefined || minor !== undefined) return undefined;
+  else if (map) version = '0';
+  else return undefined;
+  const nameRec = record(records, 'GNU.sparse.name');
+  const name = nameRec ? decodeName(nameRec) : undefined;
+  const sizeRec = record(records, 'GNU.sparse.size') ?? record(records, 'GNU.sparse.realsize');
+  const realSize = sizeRec ? number('GNU.sparse.size', sizeRec.toString('latin1')) : size;
+  if (version === '1.0') return { version, realSize, name };
+  const count = number('GNU.sparse.numblocks', record(records, 'GNU.sparse.numblocks')?.toString('latin1') ?? '');
+  if (count < 0 || count > MAX_SPARSE_ENTRIES) fail('GNU.sparse.numblocks out of range');
+  const text = map?.toString('latin1') ?? '';
+  const parts = text === '' ? [] : text.split(',');
+  if (parts.length !== 2 * count) fail('GNU.sparse.map does not hold GNU.sparse.numblocks entries');
   const segments: SparseSegment[] = [];
-  if (map) {
-    // 0.1: "offset,size,offset,size…"
-    const text = map.toString('latin1');
-    const parts = text === '' ? [] : text.split(',');
-    if (parts.length % 2 !== 0) fail('GNU.sparse.map has an odd count of numbers');
-    if (parts.length / 2 > MAX_SPARSE_ENTRIES) fail('sparse map too long');
-    for (let i = 0; i < parts.length; i += 2) {
-      segments.push({ offset: paxNumber('GNU.sparse.map', parts[i]!), size: paxNumber('GNU.sparse.map', parts[i + 1]!) });
-    }
-  } else {
-    // 0.0: GNU.sparse.offset and GNU.sparse.numbytes repeated, in pairs.
-    let offset: number | undefined;
-    for (const [k, v] of ordered ?? []) {
-      if (k === 'GNU.sparse.offset') {
-        if (offset !== undefined) fail('GNU.sparse.offset without its numbytes');
-        offset = paxNumber(k, v);
-      } else if (k === 'GNU.sparse.numbytes') {
-        if (offset === undefined) fail('GNU.sparse.numbytes without its offset');
-        segments.push({ offset, size: paxNumber(k, v) });
-        offset = undefined;
-        if (segments.length > MAX_SPARSE_ENTRIES) fail('sparse map too long');
-      }
-    }
-    if (offset !== undefined) fail('GNU.sparse.offset without its numbytes');
+  for (let i = 0; i < parts.length; i += 2) {
+    segments.push({ offset: number(SPARSE_MAP, parts[i]!), size: number(SPARSE_MAP, parts[i + 1]!) });
   }
-  if (numBlocks && paxNumber('GNU.sparse.numblocks', numBlocks) !== segments.length) fail('GNU.sparse.numblocks does not match the map');
-  return { version: '0', segments, realSize, name };
+  return { version, segments, realSize, name };
 }
 
 /**
@@ -134,33 +127,36 @@ export class SparseMapText {
     for (let i = 0; i < BLOCK_SIZE && !this.done; i++) {
       const b = block[i]!;
       if (b === 0x0a) {
-        if (this.digits === '') fail('empty number in the sparse map');
-        this.numbers.push(paxNumber('sparse map', this.digits));
+        this.numbers.push(number('sparse map', this.digits));
         this.digits = '';
         if (this.count === undefined) {
           this.count = this.numbers.pop()!;
-          if (this.count > MAX_SPARSE_ENTRIES) fail('sparse map too long');
+          if (this.count < 0 || this.count > MAX_SPARSE_ENTRIES) fail('sparse map entry count out of range');
         } else if (this.numbers.length === 2) {
           this.segments.push({ offset: this.numbers[0]!, size: this.numbers[1]! });
           this.numbers = [];
         }
         if (this.count !== undefined && this.segments.length === this.count) this.done = true;
-      } else if (b >= 0x30 && b <= 0x39) {
-        if (this.digits.length >= 16) fail('number too long in the sparse map');
+      } else {
+        // Any other byte goes into the number, which must then parse (Go's ParseInt of the token).
+        if (this.digits.length >= 1024) fail('number too long in the sparse map');
         this.digits += String.fromCharCode(b);
-      } else fail('unexpected byte in the sparse map');
+      }
     }
   }
 }
 
 /**
- * Checks a map against the logical and stored sizes: segments in order, not overlapping, inside
- * the file, and their sizes adding up to the data stored.
+ * Checks a map against the logical and stored sizes as Go (and BSD tar) do: no negative numbers,
+ * segments in order and not overlapping, inside the file; and, as Go finds when the body is read,
+ * their sizes adding up to the data stored.
  */
 export function validateSparse(segments: SparseSegment[], realSize: number, storedSize: number): void {
+  if (realSize < 0) fail(`negative size ${realSize}`);
   let end = 0;
   let total = 0;
   for (const s of segments) {
+    if (s.offset < 0 || s.size < 0) fail('negative number in the sparse map');
     if (s.offset < end) fail('sparse map segments overlap or are out of order');
     end = s.offset + s.size;
     if (end > realSize) fail(`sparse map segment ends at ${end}, past the file size ${realSize}`);

@@ -1,9 +1,11 @@
 // One tar header block: decode and encode. Covers ustar (POSIX), old GNU and v7 headers, octal and
 // base-256 numbers, both checksum conventions, and the extension entries that change the entry
-// after them: PAX `x` (next entry) and `g` (all later entries), GNU `L` (long name) and `K` (long
-// link name). PAX values stay raw bytes, because xattrs such as security.capability are binary.
+// after them: PAX `x` (the next entry), `g` (checked, then ignored), GNU `L` (long name) and `K`
+// (long link name), read as Go's archive/tar reads them. PAX values stay raw bytes, because xattrs
+// such as security.capability are binary; names keep their exact bytes (raw-name.ts).
 // Pure functions and one small state object; reading blocks from a file or a stream is the caller's.
 import { BadArchiveError } from '../errors.ts';
+import { decodeName, encodeName, nameByteLength } from '../util/raw-name.ts';
 
 export const BLOCK_SIZE = 512;
 /** Longest body accepted for an extension entry (PAX records, GNU long names). */
@@ -73,7 +75,7 @@ export interface TarHeader {
   devmajor: number;
   devminor: number;
   format: HeaderFormat;
-  /** PAX records in effect for this entry (global, then per-entry), values as raw bytes. */
+  /** The entry's own PAX records (its last `x` header), values as raw bytes. */
   pax?: Map<string, Buffer>;
 }
 
@@ -98,22 +100,25 @@ export function isZeroBlock(block: Uint8Array): boolean {
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
+// The rules are Go's archive/tar (the reader inside Docker, containerd and BuildKit), so that imgx
+// sees the entries those tools see: see reader.go and strconv.go there.
 
 function bad(why: string): never {
   throw new BadArchiveError(`invalid tar header: ${why}`);
 }
 
-/** A NUL-terminated string field (`block` is a Buffer view of the header: no copy per field). */
+/** A NUL-terminated string field, bytes kept exactly (raw-name.ts; no copy per field). */
 function readString(block: Buffer, offset: number, length: number): string {
   let end = offset;
   const limit = offset + length;
   while (end < limit && block[end] !== 0) end++;
-  return end === offset ? '' : block.toString('utf8', offset, end);
+  return end === offset ? '' : decodeName(block, offset, end);
 }
 
 /**
- * A numeric field: octal text (NUL/space padded), or GNU base-256 when the top bit of the first
- * byte is set (two's complement, so negative times survive).
+ * A numeric field: GNU base-256 when the top bit of the first byte is set (two's complement, so
+ * negative times survive), else octal text. Octal is read as Go reads it: spaces and NULs trimmed
+ * at both ends, then up to the first NUL, then nothing but octal digits (empty is 0).
  */
 export function decodeNumber(field: Uint8Array, what = 'number'): number {
   if (field.length > 0 && (field[0]! & 0x80) !== 0) {
@@ -128,20 +133,26 @@ export function decodeNumber(field: Uint8Array, what = 'number'): number {
     if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad(`${what} out of range`);
     return Number(v);
   }
-  // Octal text up to the first NUL, with blanks around it: parsed by hand, because this runs for
-  // every numeric field of every header of every layer.
-  let end = field.indexOf(0);
-  if (end < 0) end = field.length;
+  return decodeOctal(field, what);
+}
+
+function decodeOctal(field: Uint8Array, what: string): number {
   let i = 0;
-  while (i < end && isBlank(field[i]!)) i++;
-  let j = end;
-  while (j > i && isBlank(field[j - 1]!)) j--;
+  let j = field.length;
+  while (i < j && (field[i] === 0x20 || field[i] === 0)) i++;
+  while (j > i && (field[j - 1] === 0x20 || field[j - 1] === 0)) j--;
+  for (let k = i; k < j; k++) {
+    if (field[k] === 0) {
+      j = k;
+      break;
+    }
+  }
   let v = 0;
   for (let k = i; k < j; k++) {
     const d = field[k]! - 0x30;
     if (d < 0 || d > 7) {
-      const text = Buffer.from(field.buffer, field.byteOffset, end).toString('latin1').trim();
-      bad(`${what} is not octal: ${JSON.stringify(text)}`);
+      const text = Buffer.from(field.buffer, field.byteOffset + i, j - i).toString('latin1');
+      bad(`${what} is not octal: ${JSON.stringify(text.slice(0, 40))}`);
     }
     v = v * 8 + d;
   }
@@ -149,14 +160,9 @@ export function decodeNumber(field: Uint8Array, what = 'number'): number {
   return v;
 }
 
-/** The whitespace String.prototype.trim removes, as far as single bytes go. */
-function isBlank(b: number): boolean {
-  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
-}
-
 function num(block: Uint8Array, offset: number, length: number, what: string): number {
-  // Fast path for the common case, plain octal digits up to a NUL or space; anything else
-  // (base-256, leading blanks, garbage) goes through decodeNumber for its checks and messages.
+  // Fast path for the common case, plain octal digits ending in a NUL or spaces; anything else
+  // (base-256, blanks first, garbage) goes through decodeNumber for its checks and messages.
   let v = 0;
   let i = offset;
   const end = offset + length;
@@ -217,16 +223,43 @@ function detectFormat(block: Uint8Array): HeaderFormat {
   return block[508] === 0x74 && block[509] === 0x61 && block[510] === 0x72 && block[511] === 0 ? 'star' : 'ustar';
 }
 
+/** Ids beyond 32 bits (or negative) name no owner a file can have. */
+function checkId(v: number, what: string): number {
+  if (v < 0 || v > 0xffffffff) bad(`${what} ${v} out of range`);
+  return v;
+}
+
+/**
+ * Old GNU headers have atime and ctime where ustar has its prefix. Go's writer before 1.8 put a
+ * ustar prefix there anyway: when those fields do not read as numbers and the bytes are ASCII, they
+ * are that prefix (Go's reader does the same; golang.org/issue/12594).
+ */
+function buggyGnuPrefix(block: Buffer): string {
+  for (const at of [345, 357]) {
+    if (block[at] === 0) continue;
+    try {
+      decodeNumber(block.subarray(at, at + 12));
+    } catch {
+      const prefix = readString(block, 345, 155);
+      for (let i = 0; i < prefix.length; i++) if (prefix.charCodeAt(i) >= 0x80) return '';
+      return prefix;
+    }
+  }
+  return '';
+}
+
 /**
  * Decodes one 512-byte header block. Returns null for an all-zero block (the end-of-archive marker).
  * Throws IMGX_BAD_ARCHIVE when the checksum or a field is wrong. Extensions are not applied here:
- * see `TarExtensions`.
+ * see `TarExtensions` (which also turns a v7 name ending in `/` into a directory, once the name is
+ * final).
  */
 export function decodeHeader(input: Uint8Array): TarHeader | null {
   if (input.length < BLOCK_SIZE) bad(`short block (${input.length} bytes)`);
   const block = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.length);
   if (isZeroBlock(block)) return null;
-  const stored = num(block, 148, 8, 'checksum');
+  // The checksum is octal only (Go reads it with parseOctal, never base-256).
+  const stored = decodeOctal(block.subarray(148, 156), 'checksum');
   // The signed sum (very old tars) only matters when the common unsigned one does not match.
   if (stored !== unsignedChecksum(block)) {
     const sums = checksums(block);
@@ -235,24 +268,21 @@ export function decodeHeader(input: Uint8Array): TarHeader | null {
 
   const format = detectFormat(block);
   let name = readString(block, 0, 100);
-  if (format === 'ustar' || format === 'star') {
-    const prefix = readString(block, 345, format === 'star' ? 131 : 155);
-    if (prefix) name = `${prefix}/${name}`;
-  }
+  let prefix = '';
+  if (format === 'ustar' || format === 'star') prefix = readString(block, 345, format === 'star' ? 131 : 155);
+  else if (format === 'gnu') prefix = buggyGnuPrefix(block);
+  if (prefix) name = `${prefix}/${name}`;
   const typeflag = String.fromCharCode(block[156]!);
-  let type = TYPE_OF_FLAG[typeflag] ?? 'unknown';
-  // v7 tars had no directory type: a trailing slash said it.
-  if (typeflag === '\0' && name.endsWith('/')) type = 'directory';
   const hasUstarFields = format !== 'v7';
   return {
     name,
     mode: num(block, 100, 8, 'mode'),
-    uid: num(block, 108, 8, 'uid'),
-    gid: num(block, 116, 8, 'gid'),
+    uid: checkId(num(block, 108, 8, 'uid'), 'uid'),
+    gid: checkId(num(block, 116, 8, 'gid'), 'gid'),
     size: num(block, 124, 12, 'size'),
     mtime: num(block, 136, 12, 'mtime'),
     typeflag,
-    type,
+    type: TYPE_OF_FLAG[typeflag] ?? 'unknown',
     linkname: readString(block, 157, 100),
     uname: hasUstarFields ? readString(block, 265, 32) : '',
     gname: hasUstarFields ? readString(block, 297, 32) : '',
@@ -262,69 +292,151 @@ export function decodeHeader(input: Uint8Array): TarHeader | null {
   };
 }
 
-/** Parses a PAX extended header body (`<len> <key>=<value>\n` records). Values stay raw bytes. */
-export function parsePax(body: Uint8Array): Map<string, Buffer> {
-  return new Map(parsePaxRecords(body));
+/**
+ * A decimal integer as Go's strconv.ParseInt(s, 10, 64) takes it: an optional sign, then digits
+ * (leading zeros allowed, any number of them); beyond what a JS number holds exactly is refused.
+ */
+export function parseDecimal(text: string, what: string): number {
+  if (!/^[+-]?[0-9]+$/.test(text)) bad(`${what}=${JSON.stringify(text.slice(0, 40))}`);
+  const v = Number(text);
+  if (!Number.isSafeInteger(v)) bad(`${what}=${JSON.stringify(text.slice(0, 40))} out of range`);
+  return v === 0 ? 0 : v; // no -0
 }
 
-/**
- * The records of a PAX body in order, repeated keys kept (GNU sparse format 0.0 repeats
- * `GNU.sparse.offset` / `GNU.sparse.numbytes`, which a map would collapse).
- */
-export function parsePaxRecords(body: Uint8Array): [string, Buffer][] {
-  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
-  const out: [string, Buffer][] = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    // Some writers pad the body with NULs after the last record.
-    if (buf[pos] === 0) break;
-    const space = buf.indexOf(0x20, pos);
-    if (space < 0 || space - pos > 20) bad('PAX record without a length');
-    const lenText = buf.toString('latin1', pos, space);
-    if (!/^[0-9]+$/.test(lenText)) bad(`PAX record length ${JSON.stringify(lenText)}`);
-    const len = Number(lenText);
-    const end = pos + len;
-    if (len <= space - pos + 1 || end > buf.length || buf[end - 1] !== 0x0a) bad('PAX record length does not match its record');
-    const eq = buf.indexOf(0x3d, space + 1);
-    if (eq < 0 || eq >= end - 1 || eq === space + 1) bad('PAX record without a key');
-    const key = buf.toString('utf8', space + 1, eq);
-    out.push([key, Buffer.from(buf.subarray(eq + 1, end - 1))]);
-    pos = end;
-  }
-  return out;
+/** A PAX time: seconds, optionally a fraction (Go's parsePAXTime; digits past nanoseconds ignored). */
+function parsePaxTime(key: string, value: Buffer): number {
+  const text = value.toString('latin1');
+  const m = /^([+-]?[0-9]+)(?:\.([0-9]*))?$/.exec(text);
+  if (!m) bad(`PAX ${key}=${JSON.stringify(text.slice(0, 40))}`);
+  const secs = parseDecimal(m[1]!, `PAX ${key}`);
+  const frac = m[2] ? Number(`0.${m[2].slice(0, 9)}`) : 0;
+  return m[1]!.startsWith('-') ? secs - frac : secs + frac;
 }
 
 function paxInteger(key: string, value: Buffer): number {
-  const text = value.toString('latin1');
-  if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) bad(`PAX ${key}=${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text);
+  return parseDecimal(value.toString('latin1'), `PAX ${key}`);
 }
 
-function paxTime(key: string, value: Buffer): number {
-  const text = value.toString('latin1');
-  if (!/^-?[0-9]{1,16}(\.[0-9]*)?$/.test(text)) bad(`PAX ${key}=${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text);
+/** Keys whose values are names and may hold no NUL (Go's validPAXRecord). */
+const NAME_KEYS: ReadonlySet<string> = new Set(['path', 'linkpath', 'uname', 'gname']);
+
+/** GNU sparse format 0.0 repeats these keys; they are folded into one GNU.sparse.map, as Go does. */
+const SPARSE_OFFSET = 'GNU.sparse.offset';
+const SPARSE_NUMBYTES = 'GNU.sparse.numbytes';
+export const SPARSE_MAP = 'GNU.sparse.map';
+
+/**
+ * Parses a PAX extended header body (`<len> <key>=<value>\n` records) as Go does: the length is
+ * a decimal (sign and leading zeros allowed) of at least 5 that covers its record exactly, the
+ * record ends in a newline, the key is everything up to the first `=` and is not empty; a NUL in a
+ * key, or in the value of path, linkpath, uname or gname, is refused; nothing may follow the last
+ * record (not even NUL padding). A later record of a key replaces an earlier one. Values stay raw
+ * bytes (xattrs are binary); keys are names (raw-name.ts). GNU sparse 0.0's repeated offset and
+ * numbytes records become one `GNU.sparse.map` of format 0.1.
+ */
+export function parsePax(body: Uint8Array): Map<string, Buffer> {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
+  const out = new Map<string, Buffer>();
+  const sparse: string[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const space = buf.indexOf(0x20, pos);
+    if (space < 0) bad('PAX record without a length');
+    const lenText = buf.toString('latin1', pos, space);
+    if (!/^[+-]?[0-9]+$/.test(lenText)) bad(`PAX record length ${JSON.stringify(lenText)}`);
+    const len = Number(lenText);
+    const end = pos + len;
+    if (!(len >= 5) || len > buf.length - pos || end - 1 <= space || buf[end - 1] !== 0x0a) bad('PAX record length does not match its record');
+    let eq = -1;
+    for (let i = space + 1; i < end - 1; i++) {
+      if (buf[i] === 0x3d) {
+        eq = i;
+        break;
+      }
+    }
+    if (eq < 0) bad('PAX record without a key=value');
+    if (eq === space + 1) bad('PAX record with an empty key');
+    const key = decodeName(buf, space + 1, eq);
+    const value = Buffer.from(buf.subarray(eq + 1, end - 1));
+    if (NAME_KEYS.has(key) ? value.includes(0) : key.includes('\0')) bad(`PAX record ${JSON.stringify(key.slice(0, 60))} with a NUL byte`);
+    if (key === SPARSE_OFFSET || key === SPARSE_NUMBYTES) {
+      if (key !== (sparse.length % 2 === 0 ? SPARSE_OFFSET : SPARSE_NUMBYTES) || value.includes(0x2c)) bad(`PAX ${key} out of order`);
+      sparse.push(value.toString('latin1'));
+    } else out.set(key, value);
+    pos = end;
+  }
+  if (sparse.length > 0) out.set(SPARSE_MAP, Buffer.from(sparse.join(','), 'latin1'));
+  return out;
 }
 
 /** The string content of a GNU long-name body (NUL-terminated). */
 function longNameOf(body: Uint8Array): string {
   const buf = Buffer.from(body.buffer, body.byteOffset, body.length);
   const nul = buf.indexOf(0);
-  return buf.toString('utf8', 0, nul < 0 ? buf.length : nul);
+  return decodeName(buf, 0, nul < 0 ? buf.length : nul);
 }
 
 /**
- * What extension entries have said so far. Feed it each extension entry with its body (`absorb`),
- * and every other header through `apply`, which returns the header as the archive means it.
- * When GNU and PAX both rename an entry, PAX wins (it is the standard).
+ * Applies PAX records to a header as Go's mergePAX does: an empty value leaves the header's field;
+ * numbers and times must parse. Atime and ctime are checked and dropped (no sink uses them).
+ */
+function mergePax(h: TarHeader, records: Map<string, Buffer>): void {
+  for (const [k, v] of records) {
+    if (v.length === 0) continue;
+    switch (k) {
+      case 'path':
+        h.name = decodeName(v);
+        break;
+      case 'linkpath':
+        h.linkname = decodeName(v);
+        break;
+      case 'uname':
+        h.uname = decodeName(v);
+        break;
+      case 'gname':
+        h.gname = decodeName(v);
+        break;
+      case 'uid':
+        h.uid = checkId(paxInteger(k, v), 'PAX uid');
+        break;
+      case 'gid':
+        h.gid = checkId(paxInteger(k, v), 'PAX gid');
+        break;
+      case 'size':
+        h.size = paxInteger(k, v);
+        break;
+      case 'mtime':
+        h.mtime = parsePaxTime(k, v);
+        break;
+      case 'atime':
+      case 'ctime':
+        parsePaxTime(k, v);
+        break;
+    }
+  }
+}
+
+/** A v7 regular file whose final name ends in `/` is a directory (Go, GNU tar). */
+function withLegacyType(h: TarHeader): TarHeader {
+  return h.typeflag === '\0' && h.name.endsWith('/') ? { ...h, type: 'directory' } : h;
+}
+
+/**
+ * What extension entries have said so far, with Go's rules. Feed it each extension entry with its
+ * body (`absorb`), and every other header through `apply`, which returns the header as the
+ * archive means it:
+ * - of several PAX `x` headers in a row, the last one alone applies (it replaces the others);
+ * - a GNU long name or long link (`L`, `K`; the last of each) wins over PAX `path`/`linkpath`;
+ * - a PAX global header (`g`) is checked, then ignored: it never renames or changes any entry, as
+ *   in containerd and Docker (which skip it), and it drops any extension waiting for an entry
+ *   (Go returns it as an entry of its own, which ends the pending one).
  */
 export class TarExtensions {
-  private global = new Map<string, Buffer>();
   private local: Map<string, Buffer> | undefined;
   private longName: string | undefined;
   private longLink: string | undefined;
 
-  /** True when an extension entry is waiting for the entry it describes (an error at end of archive). */
+  /** True when an extension entry is waiting for the entry it describes. */
   get pending(): boolean {
     return this.local !== undefined || this.longName !== undefined || this.longLink !== undefined;
   }
@@ -333,14 +445,14 @@ export class TarExtensions {
     if (body.length > MAX_EXTENSION_SIZE) bad(`${header.type} entry of ${body.length} bytes`);
     switch (header.type) {
       case 'pax-header':
-        this.local = new Map([...(this.local ?? []), ...parsePax(body)]);
+        this.local = parsePax(body);
         return;
-      case 'pax-global-header':
-        for (const [k, v] of parsePax(body)) {
-          if (v.length === 0) this.global.delete(k);
-          else this.global.set(k, v);
-        }
+      case 'pax-global-header': {
+        // Checked as Go checks it (malformed records or numbers are errors), then dropped.
+        mergePax({ ...header }, parsePax(body));
+        this.reset();
         return;
+      }
       case 'gnu-long-name':
         this.longName = longNameOf(body);
         return;
@@ -352,51 +464,24 @@ export class TarExtensions {
     }
   }
 
-  apply(header: TarHeader): TarHeader {
-    // Most entries have no extension at all: hand the header back as it is (no copy, no maps).
-    if (this.global.size === 0 && !this.pending) return header;
-    const h: TarHeader = { ...header };
-    if (this.longName !== undefined) h.name = this.longName;
-    if (this.longLink !== undefined) h.linkname = this.longLink;
-    const records = new Map(this.global);
-    // An empty per-entry value deletes the global one (POSIX), leaving the header field in force.
-    for (const [k, v] of this.local ?? []) {
-      if (v.length === 0) records.delete(k);
-      else records.set(k, v);
-    }
-    for (const [k, v] of records) {
-      switch (k) {
-        case 'path':
-          h.name = v.toString('utf8');
-          break;
-        case 'linkpath':
-          h.linkname = v.toString('utf8');
-          break;
-        case 'size':
-          h.size = paxInteger(k, v);
-          break;
-        case 'uid':
-          h.uid = paxInteger(k, v);
-          break;
-        case 'gid':
-          h.gid = paxInteger(k, v);
-          break;
-        case 'mtime':
-          h.mtime = paxTime(k, v);
-          break;
-        case 'uname':
-          h.uname = v.toString('utf8');
-          break;
-        case 'gname':
-          h.gname = v.toString('utf8');
-          break;
-      }
-    }
-    if (records.size > 0) h.pax = records;
+  private reset(): void {
     this.local = undefined;
     this.longName = undefined;
     this.longLink = undefined;
-    return h;
+  }
+
+  apply(header: TarHeader): TarHeader {
+    // Most entries have no extension at all: hand the header back as it is (no copy, no maps).
+    if (!this.pending) return withLegacyType(header);
+    const h: TarHeader = { ...header };
+    if (this.local) {
+      mergePax(h, this.local);
+      if (this.local.size > 0) h.pax = this.local;
+    }
+    if (this.longName) h.name = this.longName;
+    if (this.longLink) h.linkname = this.longLink;
+    this.reset();
+    return withLegacyType(h);
   }
 }
 
@@ -421,7 +506,7 @@ export interface TarHeaderInput {
 }
 
 function writeString(block: Buffer, offset: number, length: number, value: string, what: string): void {
-  const bytes = Buffer.from(value, 'utf8');
+  const bytes = encodeName(value);
   if (bytes.length > length) throw new RangeError(`tar header: ${what} is ${bytes.length} bytes, the field holds ${length}`);
   bytes.copy(block, offset);
 }
@@ -446,12 +531,12 @@ export function encodeNumber(value: number, length: number): Buffer {
 
 /** Splits a long name into ustar prefix and name at a slash, or undefined when it cannot fit. */
 export function splitUstarName(name: string): { prefix: string; name: string } | undefined {
-  if (Buffer.byteLength(name) <= 100) return { prefix: '', name };
+  if (nameByteLength(name) <= 100) return { prefix: '', name };
   for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) {
     const prefix = name.slice(0, i);
     const rest = name.slice(i + 1);
-    if (Buffer.byteLength(prefix) > 155) return undefined;
-    if (rest && Buffer.byteLength(rest) <= 100) return { prefix, name: rest };
+    if (nameByteLength(prefix) > 155) return undefined;
+    if (rest && nameByteLength(rest) <= 100) return { prefix, name: rest };
   }
   return undefined;
 }
@@ -463,7 +548,7 @@ export function splitUstarName(name: string): { prefix: string; name: string } |
 export function encodeHeader(h: TarHeaderInput, options: { format?: 'ustar' | 'gnu' } = {}): Buffer {
   const block = Buffer.alloc(BLOCK_SIZE);
   const gnu = options.format === 'gnu';
-  const split = gnu ? (Buffer.byteLength(h.name) <= 100 ? { prefix: '', name: h.name } : undefined) : splitUstarName(h.name);
+  const split = gnu ? (nameByteLength(h.name) <= 100 ? { prefix: '', name: h.name } : undefined) : splitUstarName(h.name);
   if (!split) throw new RangeError(`tar header: name too long for a ${gnu ? 'GNU' : 'ustar'} header: ${h.name}`);
   const type = h.type ?? 'file';
   writeString(block, 0, 100, split.name, 'name');
@@ -493,7 +578,7 @@ export function encodePax(records: Iterable<[string, string | Uint8Array]> | Rec
   const parts: Buffer[] = [];
   for (const [key, value] of entries) {
     if (!key || key.includes('=')) throw new RangeError(`PAX key ${JSON.stringify(key)}`);
-    const payload = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), typeof value === 'string' ? Buffer.from(value, 'utf8') : value, Buffer.from('\n')]);
+    const payload = Buffer.concat([Buffer.from(' '), encodeName(key), Buffer.from('='), typeof value === 'string' ? encodeName(value) : value, Buffer.from('\n')]);
     let len = payload.length + 1;
     while (String(len).length + payload.length !== len) len = String(len).length + payload.length;
     parts.push(Buffer.from(String(len), 'latin1'), payload);
@@ -518,9 +603,9 @@ export function encodeEntryHeaders(h: TarHeaderInput & { pax?: Record<string, st
   if (!splitUstarName(h.name)) {
     records.set('path', h.name);
     base.name = h.name.slice(-100).replace(/^\/+/, '') || 'pax-long-name';
-    while (Buffer.byteLength(base.name) > 100) base.name = base.name.slice(1);
+    while (nameByteLength(base.name) > 100) base.name = base.name.slice(1);
   }
-  if (h.linkname && Buffer.byteLength(h.linkname) > 100) {
+  if (h.linkname && nameByteLength(h.linkname) > 100) {
     records.set('linkpath', h.linkname);
     base.linkname = '';
   }

@@ -15,7 +15,6 @@ import {
   isHeaderOnly,
   isZeroBlock,
   paddingFor,
-  parsePaxRecords,
   type TarHeader,
 } from './tar-header.ts';
 
@@ -39,6 +38,18 @@ export interface TarEntry {
    * consumers that write synchronously (pass 1 staging file contents); use it or `body`, not both.
    */
   readBody(sink: (chunk: Buffer) => void): Promise<void>;
+  /**
+   * The stored data only, each piece with its offset in the logical content: holes are not
+   * produced, so a 60 GB sparse file with 600 bytes of data costs 600 bytes. For a file that is not
+   * sparse, the same pieces as readBody at increasing offsets. Use one of body, data, readBody
+   * and readData, once.
+   */
+  readData(sink: (chunk: Buffer, offset: number) => void): Promise<void>;
+  /**
+   * The stored data only, as a stream: for a sparse file, the data of `sparse`'s segments one
+   * after the other (a sink places them, or writes them out with the map); else the same as body.
+   */
+  data: Readable;
   /** For GNU sparse files: where the stored data goes (everything else is a hole). */
   sparse?: SparseSegment[];
 }
@@ -63,8 +74,6 @@ export interface TarInput {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Extension headers held for one entry (and global ones for the whole archive), at most. */
-const MAX_PENDING_EXTENSIONS = 8 * MAX_EXTENSION_SIZE;
 /** Holes of sparse files are pushed in pieces of at most this size. */
 const ZERO_CHUNK = 1 << 16;
 const ZEROS = Buffer.alloc(ZERO_CHUNK);
@@ -77,39 +86,59 @@ function emptyBody(): Readable {
   });
 }
 
+/** How an entry reaches its content (undefined: it has none, or bodies are skipped). */
+interface ContentAccess {
+  stream(physical: boolean): Readable;
+  read(sink: (chunk: Buffer, offset: number) => void, physical: boolean): Promise<void>;
+}
+
 class Entry implements TarEntry {
   header: TarHeader;
   offset: number;
   sparse?: SparseSegment[];
-  #body: Readable | undefined;
-  #make: (() => Readable) | undefined;
-  #read: ((sink: (chunk: Buffer) => void) => Promise<void>) | undefined;
-  constructor(
-    header: TarHeader,
-    offset: number,
-    make: (() => Readable) | undefined,
-    read: ((sink: (chunk: Buffer) => void) => Promise<void>) | undefined,
-    sparse: SparseSegment[] | undefined,
-  ) {
+  #stream: Readable | undefined;
+  #access: ContentAccess | undefined;
+  constructor(header: TarHeader, offset: number, access: ContentAccess | undefined, sparse: SparseSegment[] | undefined) {
     this.header = header;
     this.offset = offset;
-    this.#make = make;
-    this.#read = read;
+    this.#access = access;
     if (sparse) this.sparse = sparse;
   }
+  #take(): ContentAccess | undefined {
+    if (this.#stream) throw new Error('tar entry: the body stream was already taken');
+    const a = this.#access;
+    this.#access = undefined;
+    return a;
+  }
   readBody(sink: (chunk: Buffer) => void): Promise<void> {
-    if (this.#body) return Promise.reject(new Error('tar entry: the body stream was already taken'));
-    const read = this.#read;
-    this.#read = undefined;
-    this.#make = undefined;
-    return read ? read(sink) : Promise.resolve();
+    try {
+      return this.#take()?.read((chunk) => sink(chunk), false) ?? Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  readData(sink: (chunk: Buffer, offset: number) => void): Promise<void> {
+    try {
+      return this.#take()?.read(sink, true) ?? Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  #streamOf(physical: boolean): Readable {
+    if (this.#stream) return this.#stream;
+    const a = this.#access;
+    this.#access = undefined;
+    return (this.#stream = a ? a.stream(physical) : emptyBody());
   }
   /**
    * Created on first use: pass 1 reads millions of entries and never looks at a body, and pass 2
    * passes over most entries of a layer to reach the few it wants.
    */
   get body(): Readable {
-    return (this.#body ??= this.#make ? this.#make() : emptyBody());
+    return this.#streamOf(false);
+  }
+  get data(): Readable {
+    return this.#streamOf(true);
   }
 }
 
@@ -141,6 +170,10 @@ interface Current {
   complete: boolean;
   /** The generator moved on: the pump must stop. */
   left: boolean;
+  /** Holes are skipped, not given as zeros (readData, data). */
+  physical: boolean;
+  /** Offset in the logical content of the next byte to give. */
+  at: number;
 }
 
 class TarReader {
@@ -163,11 +196,6 @@ class TarReader {
   private want = false;
   private failed: unknown;
   private closed = false;
-  /** Bytes of extension headers waiting for their entry, and of global headers so far. */
-  private pendingBytes = 0;
-  private globalBytes = 0;
-  /** Local PAX records in order, kept only when they hold a sparse map of format 0.0. */
-  private orderedPax: [string, Buffer][] | undefined;
 
   constructor(input: TarInput, opts: ReadTarOptions) {
     this.input = input;
@@ -262,8 +290,9 @@ class TarReader {
   // ---- the body stream side ----------------------------------------------------------------
 
   /** The body stream of an entry, made when the consumer first asks for it. */
-  private bodyOf(cur: Current): Readable {
+  private bodyOf(cur: Current, physical: boolean): Readable {
     if (this.recycled) throw new Error(`${this.what}: no body streams over recycled input (use readBody)`);
+    cur.physical = physical;
     const body = new Body(this);
     // Asked for after the reader moved on: the data is gone; the stream says so when read
     // (premature close), as a body left half-read does.
@@ -293,8 +322,14 @@ class TarReader {
         continue;
       }
       if (!piece.data) {
+        if (cur.physical) {
+          cur.at += piece.left;
+          piece.left = 0;
+          continue;
+        }
         const n = Math.min(piece.left, ZERO_CHUNK);
         piece.left -= n;
+        cur.at += n;
         return shared ? ZEROS.subarray(0, n) : Buffer.alloc(n);
       }
       if (this.pos >= this.buf.length && !(await this.fill())) throw this.truncated(`the data of an entry`);
@@ -304,6 +339,7 @@ class TarReader {
       this.pos += n;
       cur.stored -= n;
       piece.left -= n;
+      cur.at += n;
       return chunk;
     }
   }
@@ -333,9 +369,10 @@ class TarReader {
     }
   }
 
-  /** Entry.readBody: the content of `cur` to `sink`, straight from the input chunks. */
-  readInto(cur: Current, sink: (chunk: Buffer) => void): Promise<void> {
+  /** Entry.readBody and readData: the content of `cur` to `sink`, straight from the input chunks. */
+  readInto(cur: Current, sink: (chunk: Buffer, offset: number) => void, physical: boolean): Promise<void> {
     if (cur.left || this.closed || cur.body) return Promise.reject(new Error('tar entry: the body is no longer readable'));
+    cur.physical = physical;
     // Marked as a pump, so that moving to the next entry waits for this read to finish.
     this.pumpActive = true;
     this.pumping = (async () => {
@@ -344,7 +381,7 @@ class TarReader {
           const chunk = await this.nextPiece(cur, true);
           if (chunk === null) break;
           if (chunk === undefined) throw new Error('tar entry: the reader moved on');
-          sink(chunk);
+          sink(chunk, cur.at - chunk.length);
         }
         cur.complete = true;
       } catch (e) {
@@ -382,10 +419,8 @@ class TarReader {
         block = this.buf.subarray(this.pos, this.pos + BLOCK_SIZE);
         this.pos += BLOCK_SIZE;
       } else block = await this.block('a header');
-      if (block === null) {
-        if (this.ext.pending) throw this.truncated('an entry (after its extension header)');
-        return null;
-      }
+      // An extension header with no entry after it describes nothing: the end, as in Go.
+      if (block === null) return null;
       let raw: TarHeader | null;
       try {
         raw = decodeHeader(block);
@@ -393,7 +428,6 @@ class TarReader {
         throw this.bad(`${at === 0 ? 'not a tar archive' : 'corrupt tar header'}: ${(e as Error).message}`, at);
       }
       if (raw === null) {
-        if (this.ext.pending) throw this.bad('end-of-archive marker after an extension header', at);
         // The marker is two zero blocks. A zero block followed by anything else is refused, as Go's
         // archive/tar (docker, containerd, umoci) refuses it: entries hidden after a lone zero
         // block would be seen by some tools and not others. A stream that ends after one is fine.
@@ -402,19 +436,13 @@ class TarReader {
         await this.drain();
         return null;
       }
-      if (raw.size < 0) throw this.bad(`negative size ${raw.size}`, at);
+      if (raw.size < 0 && !isHeaderOnly(raw.type)) throw this.bad(`negative size ${raw.size}`, at);
 
       if (isExtension(raw.type)) {
+        // Held in memory until its entry; each one replaces the one before (at most 1 MiB each).
         if (raw.size > MAX_EXTENSION_SIZE) throw this.bad(`${raw.type} entry of ${raw.size} bytes`, at);
-        // Extension data is held in memory until its entry: bound it, however many headers come.
-        if (raw.type === 'pax-global-header') this.globalBytes += raw.size;
-        else this.pendingBytes += raw.size;
-        if (this.pendingBytes > MAX_PENDING_EXTENSIONS || this.globalBytes > MAX_PENDING_EXTENSIONS) {
-          throw this.bad(`more than ${MAX_PENDING_EXTENSIONS} bytes of extension headers`, at);
-        }
         const body = await this.bytes(raw.size, `a ${raw.type} entry`);
         try {
-          if (raw.type === 'pax-header' && body.includes('GNU.sparse.offset')) this.orderedPax = parsePaxRecords(body);
           this.ext.absorb(raw, body);
         } catch (e) {
           throw this.bad((e as Error).message, at);
@@ -426,8 +454,8 @@ class TarReader {
       }
 
       // Old GNU sparse: the map sits in this header (read it before the block is reused) and in
-      // extension blocks after it.
-      this.pendingBytes = 0;
+      // extension blocks after it. Type 'S' in any other format is not a header Go can read.
+      if (raw.typeflag === 'S' && raw.format !== 'gnu') throw this.bad('a GNU sparse header in a non-GNU archive', at);
       let oldSparse: ReturnType<typeof oldGnuSparseHeader> | undefined;
       if (raw.typeflag === 'S' && raw.format === 'gnu') {
         try {
@@ -450,8 +478,7 @@ class TarReader {
       } catch (e) {
         throw this.bad((e as Error).message, at);
       }
-      const ordered = this.orderedPax;
-      this.orderedPax = undefined;
+      if (header.size < 0 && !isHeaderOnly(header.type)) throw this.bad(`negative size ${header.size}`, at);
 
       let stored = isHeaderOnly(header.type) ? 0 : header.size;
       if (stored !== header.size) header = { ...header, size: stored };
@@ -461,10 +488,11 @@ class TarReader {
         if (oldSparse) {
           segments = oldSparse.segments;
           header = { ...header, type: 'file', size: oldSparse.realSize };
-        } else if (header.pax && (header.type === 'file' || header.type === 'unknown')) {
-          const ps = paxSparse(header.pax, ordered);
+        } else if (header.pax) {
+          const ps = paxSparse(header.pax, header.size);
           if (ps) {
-            header = { ...header, type: 'file', size: ps.realSize };
+            if (isHeaderOnly(header.type)) throw new SparseError(`a sparse map on a ${header.type}`);
+            header = { ...header, size: ps.realSize };
             if (ps.name !== undefined) header.name = ps.name;
             if (ps.version === '1.0') {
               // The map is text at the start of the data, in whole blocks.
@@ -497,10 +525,13 @@ class TarReader {
         if (header.size > pos) pieces.push({ data: false, left: header.size - pos });
       } else if (stored > 0) pieces.push({ data: true, left: stored });
 
-      const cur: Current = { stored, padding, pieces, piece: 0, body: undefined, complete: false, left: false };
+      const cur: Current = { stored, padding, pieces, piece: 0, body: undefined, complete: false, left: false, physical: false, at: 0 };
       this.cur = cur;
       const withBody = !this.skipBodies && header.size > 0;
-      return new Entry(header, start, withBody ? () => this.bodyOf(cur) : undefined, withBody ? (sink) => this.readInto(cur, sink) : undefined, segments);
+      const access: ContentAccess | undefined = withBody
+        ? { stream: (physical) => this.bodyOf(cur, physical), read: (sink, physical) => this.readInto(cur, sink, physical) }
+        : undefined;
+      return new Entry(header, start, access, segments);
     }
   }
 

@@ -110,7 +110,7 @@ test('unknown entry types are skipped with a warning (an error with --strict)', 
 
 test('GNU sparse files come out expanded, at their real name and size', async () => {
   // PAX 0.1: the stored data is the two 1-byte segments; holes are zeros.
-  const sparse = { name: 'GNUSparseFile.0/data.img', content: 'AB', pax: { 'GNU.sparse.map': '4,1,10,1', 'GNU.sparse.size': '12', 'GNU.sparse.name': 'var/data.img' } };
+  const sparse = { name: 'GNUSparseFile.0/data.img', content: 'AB', pax: { 'GNU.sparse.map': '4,1,10,1', 'GNU.sparse.numblocks': '2', 'GNU.sparse.size': '12', 'GNU.sparse.name': 'var/data.img' } };
   const f = await flatten([[sparse]]);
   assert.equal(paths(f), ['var', 'var/data.img']);
   const e = f.byPath.get('var/data.img')!;

@@ -131,8 +131,12 @@ test('typeflags', () => {
   for (const type of types) assert.is(decodeHeader(encodeHeader({ name: 'n', type }))!.type, type);
   assert.is(decodeHeader(encodeHeader({ name: 'n', typeflag: '7' }))!.type, 'file');
   assert.is(decodeHeader(encodeHeader({ name: 'n', typeflag: '\0' }))!.type, 'file');
-  // v7 directories: NUL typeflag, trailing slash.
-  assert.is(decodeHeader(encodeHeader({ name: 'd/', typeflag: '\0' }))!.type, 'directory');
+  // v7 directories: NUL typeflag, trailing slash, once the name is final (Go: after PAX and GNU names).
+  assert.is(new TarExtensions().apply(decodeHeader(encodeHeader({ name: 'd/', typeflag: '\0' }))!).type, 'directory');
+  assert.is(new TarExtensions().apply(decodeHeader(encodeHeader({ name: 'd/', typeflag: '0' }))!).type, 'file');
+  const renamed = new TarExtensions();
+  renamed.absorb(decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!, encodePax({ path: 'f' }));
+  assert.is(renamed.apply(decodeHeader(encodeHeader({ name: 'd/', typeflag: '\0' }))!).type, 'file');
   const sparse = decodeHeader(encodeHeader({ name: 'n', typeflag: 'S' }))!;
   assert.is(sparse.type, 'unknown');
   assert.is(sparse.typeflag, 'S');
@@ -167,8 +171,32 @@ test('PAX records: binary values kept byte for byte', () => {
     const v = 'v'.repeat(n);
     assert.is(parsePax(encodePax({ k: v })).get('k')!.toString(), v);
   }
-  // Trailing NUL padding after the last record is tolerated.
-  assert.is(parsePax(Buffer.concat([encodePax({ a: 'b' }), Buffer.alloc(20)])).get('a')!.toString(), 'b');
+  // As in Go: nothing may follow the last record, not even NUL padding.
+  expectBadArchive(() => parsePax(Buffer.concat([encodePax({ a: 'b' }), Buffer.alloc(20)])), /length/);
+});
+
+test('PAX records as Go parses them (strconv_test.go vectors)', () => {
+  const ok = (text: string, key: string, value: string) => assert.is(parsePax(Buffer.from(text, 'latin1')).get(key)?.toString('latin1'), value, text);
+  ok('19 path=/etc/hosts\n', 'path', '/etc/hosts');
+  ok('9 foo=ba\n', 'foo', 'ba');
+  ok('18 foo=b=\nar=\n==\x00\n', 'foo', 'b=\nar=\n==\x00');
+  ok('27 foo=hello9 foo=ba\nworld\n', 'foo', 'hello9 foo=ba\nworld');
+  // Leading zeros and a sign in the length, as strconv.ParseInt takes them.
+  ok('0012 foo=ba\n', 'foo', 'ba');
+  ok('+11 foo=ba\n', 'foo', 'ba');
+  const assertBad = (text: string) => expectBadArchive(() => parsePax(Buffer.from(text, 'latin1')), /PAX/);
+  for (const bad of ['6 k=v\n\n', '11 foo=bar\n\x00', '17 \x00hello=\x00world\n', '1 k=1\n', '6 k~1\n', '6_k=1\n', '6 k=1 ', '632 k=1\n', '16 longkeyname=hahaha\n', '3 somelongkey=\n', '50 tooshort=\n', '-9 foo=ba\n']) assertBad(bad);
+  // A NUL is refused in a key (xattr names included), and in the value of a name record only.
+  expectBadArchive(() => parsePax(encodePax([['SCHILY.xattr.user.a\0b', 'v']])), /NUL/);
+  expectBadArchive(() => parsePax(encodePax([['linkpath', 'a\0b']])), /NUL/);
+  assert.is(parsePax(encodePax([['SCHILY.xattr.user.bin', Buffer.from([0, 0])]])).get('SCHILY.xattr.user.bin')!.length, 2);
+  // Numbers with leading zeros are valid (Go's pax-pos-size-file.tar: size=000…0999).
+  const ext = new TarExtensions();
+  ext.absorb(decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!, encodePax({ size: '000000000000000000000999', uid: '+0007', mtime: '-0001.5' }));
+  const h = ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!);
+  assert.is(h.size, 999);
+  assert.is(h.uid, 7);
+  assert.is(h.mtime, -1.5);
 });
 
 test('PAX records: malformed bodies refused', () => {
@@ -179,7 +207,7 @@ test('PAX records: malformed bodies refused', () => {
   expectBadArchive(() => parsePax(Buffer.from('5 ab\n')), /length|key/);
 });
 
-test('PAX x applies to the next entry only; g to every later one', () => {
+test('PAX x applies to the next entry only; g is checked and ignored (Go, containerd)', () => {
   const xattr = Buffer.from([0, 1, 2, 255]);
   const g = encodePax({ uid: '4242', comment: 'hello' });
   const x = encodePax({ path: 'long/' + 'p'.repeat(200), linkpath: 't'.repeat(150), size: '3', gid: '77', mtime: '1700000000.25', 'SCHILY.xattr.user.bin': xattr });
@@ -200,35 +228,56 @@ test('PAX x applies to the next entry only; g to every later one', () => {
   assert.is(first!.header.linkname, 't'.repeat(150));
   assert.is(first!.header.size, 3);
   assert.is(first!.data.toString(), 'abc');
-  assert.is(first!.header.uid, 4242);
+  assert.is(first!.header.uid, 0, 'the global uid does not apply');
   assert.is(first!.header.gid, 77);
   assert.is(first!.header.mtime, 1700000000.25);
   assert.ok(first!.header.pax!.get('SCHILY.xattr.user.bin')!.equals(xattr));
+  assert.is(first!.header.pax!.has('comment'), false, 'no global record reaches an entry');
   assert.is(second!.header.name, 'second');
-  assert.is(second!.header.uid, 4242, 'global uid still applies');
+  assert.is(second!.header.uid, 0, 'the global uid does not apply');
   assert.is(second!.header.gid, 0, 'per-entry gid does not');
-  assert.is(second!.header.pax!.get('comment')!.toString(), 'hello');
-  assert.not.ok(second!.header.pax!.has('SCHILY.xattr.user.bin'));
+  assert.is(second!.header.pax, undefined);
 });
 
-test('an empty PAX value removes a global record', () => {
+test('an empty PAX value keeps the header field; a global header drops pending extensions (Go)', () => {
   const ext = new TarExtensions();
   const gh = decodeHeader(encodeHeader({ name: 'g', type: 'pax-global-header' }))!;
   const xh = decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!;
-  ext.absorb(gh, encodePax({ uname: 'global', comment: 'c' }));
-  ext.absorb(xh, encodePax({ uname: '' }));
+  ext.absorb(xh, encodePax({ uname: '', path: '' }));
   const h = ext.apply(decodeHeader(encodeHeader({ name: 'f', uname: 'own' }))!);
   assert.is(h.uname, 'own');
-  assert.is(h.pax!.get('comment')!.toString(), 'c');
-  assert.not.ok(h.pax!.has('uname'));
-  ext.absorb(gh, encodePax({ comment: '', uname: '' }));
-  assert.is(ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!).pax, undefined);
+  assert.is(h.name, 'f');
+  // x, then g, then the entry: Go returns the g header as an entry, which ends the x's turn.
+  ext.absorb(xh, encodePax({ path: 'renamed' }));
+  ext.absorb(decodeHeader(encodeHeader({ name: 'L', type: 'gnu-long-name' }))!, Buffer.from('gnu-name\0'));
+  ext.absorb(gh, encodePax({ path: 'global', mtime: '1500000000.0' }));
+  assert.not.ok(ext.pending);
+  const after = ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!);
+  assert.is(after.name, 'f');
+  assert.is(after.mtime, 0);
+  // A global header is still checked as Go checks it.
+  expectBadArchive(() => ext.absorb(gh, encodePax({ mtime: 'soon' })), /mtime/);
+});
+
+test('of several PAX headers in a row the last alone applies (Go: pax-multi-hdrs.tar)', () => {
+  const ext = new TarExtensions();
+  const xh = decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!;
+  ext.absorb(xh, encodePax({ path: 'PAX1/PAX1/long-path-name', uid: '5' }));
+  ext.absorb(xh, encodePax({ linkpath: 'PAX4/PAX4/long-linkpath-name' }));
+  const h = ext.apply(decodeHeader(encodeHeader({ name: 'bar', type: 'symlink', linkname: 'short' }))!);
+  assert.is(h.name, 'bar');
+  assert.is(h.linkname, 'PAX4/PAX4/long-linkpath-name');
+  assert.is(h.uid, 0);
+  assert.equal([...h.pax!.keys()], ['linkpath']);
 });
 
 test('bad PAX numbers are refused', () => {
   const ext = new TarExtensions();
-  ext.absorb(decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!, encodePax({ size: '-1' }));
-  expectBadArchive(() => ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!), /PAX size/);
+  const xh = decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!;
+  for (const [k, v] of [['size', '1e3'], ['size', '12 '], ['uid', '-1'], ['gid', '4294967296'], ['mtime', '.5'], ['mtime', '1.2.3'], ['atime', 'x'], ['size', '99999999999999999999']]) {
+    ext.absorb(xh, encodePax({ [k!]: v! }));
+    expectBadArchive(() => ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!), new RegExp(`PAX ${k}`));
+  }
 });
 
 test('GNU long names (L) and long link names (K)', () => {
@@ -252,13 +301,35 @@ test('GNU long names (L) and long link names (K)', () => {
   assert.is(b!.header.linkname, 'other');
 });
 
-test('PAX path wins over a GNU long name', () => {
+test('a GNU long name wins over a PAX path (Go applies it last)', () => {
   const ext = new TarExtensions();
   ext.absorb(decodeHeader(encodeHeader({ name: 'L', type: 'gnu-long-name' }))!, Buffer.from('gnu-name\0'));
   ext.absorb(decodeHeader(encodeHeader({ name: 'x', type: 'pax-header' }))!, encodePax({ path: 'pax-name' }));
   assert.ok(ext.pending);
-  assert.is(ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!).name, 'pax-name');
+  assert.is(ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!).name, 'gnu-name');
   assert.not.ok(ext.pending);
+  // The last of several long names (Go: gnu-multi-hdrs.tar).
+  ext.absorb(decodeHeader(encodeHeader({ name: 'L', type: 'gnu-long-name' }))!, Buffer.from('GNU1\0'));
+  ext.absorb(decodeHeader(encodeHeader({ name: 'L', type: 'gnu-long-name' }))!, Buffer.from('GNU2/GNU2/long-path-name\0'));
+  assert.is(ext.apply(decodeHeader(encodeHeader({ name: 'f' }))!).name, 'GNU2/GNU2/long-path-name');
+});
+
+test('names keep their bytes: not UTF-8, in every field (Go: gnu-not-utf8.tar)', () => {
+  const raw = Buffer.from('hi\x80\x81\x82\x83bye', 'latin1');
+  const block = encodeHeader({ name: 'x', linkname: 'y', uname: 'u' });
+  block.fill(0, 0, 100);
+  raw.copy(block, 0);
+  Buffer.from([0xff, 0x2f, 0xfe]).copy(block, 157);
+  block.fill(0x20, 148, 156);
+  block.write(checksums(block).unsigned.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  const h = decodeHeader(block)!;
+  assert.is(h.name, 'hi\udc80\udc81\udc82\udc83bye');
+  assert.is(h.linkname, '\udcff/\udcfe');
+  // Encoding gives the same bytes back.
+  assert.ok(encodeHeader({ name: h.name, linkname: h.linkname }).subarray(0, raw.length).equals(raw));
+  const pax = encodePax([['path', h.name]]);
+  assert.ok(pax.includes(raw));
+  assert.is(parsePax(pax).get('path')!.toString('latin1'), raw.toString('latin1'));
 });
 
 test('encodeEntryHeaders adds PAX only when needed', () => {
