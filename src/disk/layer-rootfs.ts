@@ -4,6 +4,7 @@
 // and owners come from the tar headers, so this needs no root.
 import type { FlatTree } from '../layers/flat-tree.ts';
 import { emitTree } from '../layers/emit.ts';
+import { expandSparse } from '../layers/sparse.ts';
 import type { LayerReader } from '../layers/layer-reader.ts';
 import { applyExtras, type SourcedEntry } from './ext4/tree-source.ts';
 import { Ext4Writer, type Ext4Entry } from './ext4/writer.ts';
@@ -74,7 +75,7 @@ export async function writeLayerRootFs(req: LayerRootFsRequest): Promise<void> {
       if (e.type !== 'file' || !e.body) continue;
       const name = plannedName(e.path);
       // Replaced by an extra: the flatten stage drains the body when the next entry is asked for.
-      if (name !== undefined) await w.writeFile(name, e.body);
+      if (name !== undefined) await w.writeFile(name, e.sparse ? expandSparse(e.body, e.sparse, e.size) : e.body);
     }
     for (const [path, s] of entries) if (Buffer.isBuffer(s.source)) await w.writeFile(path, s.source);
     // Whatever is left is empty (a non-empty file without content is the writer's error).

@@ -4,6 +4,7 @@
 // verified once stays true; verified directories are cached to avoid an lstat storm. Synchronous,
 // like the writer's other system calls (see fd-ops.ts).
 import { lstatSync } from 'node:fs';
+import { fsPath } from '../util/raw-name.ts';
 import { parentOf, unsafePath } from './safe-path.ts';
 
 export class ConfinedRoot {
@@ -17,6 +18,7 @@ export class ConfinedRoot {
     this.createMissing = createMissing;
   }
 
+  /** The path of `rel` under the root, as a string that keeps a layer's name bytes (give it to node:fs through fsPath). */
   abs(rel: string): string {
     return rel === '' ? this.root : `${this.root}/${rel}`;
   }
@@ -43,7 +45,7 @@ export class ConfinedRoot {
     for (const part of parent.split('/')) {
       prefix = prefix ? `${prefix}/${part}` : part;
       if (this.dirs.has(prefix)) continue;
-      const st = lstatSync(this.abs(prefix), { throwIfNoEntry: false });
+      const st = lstatSync(fsPath(this.abs(prefix)), { throwIfNoEntry: false });
       if (!st) {
         if (!create) return false;
         this.createMissing(prefix);

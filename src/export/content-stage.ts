@@ -26,7 +26,8 @@ import type { FlatTree } from '../layers/flat-tree.ts';
 import type { StagedContent, StagedContents } from '../layers/fs-entry.ts';
 import type { ContentSink, ScanEntry } from '../layers/scan.ts';
 import { ConfinedRoot } from './confined-root.ts';
-import { CREATE_FILE, applyFileMeta, createFile, fileMetaFor, writeAll, type WriterIdentity } from './fd-ops.ts';
+import { fsPath } from '../util/raw-name.ts';
+import { CREATE_FILE, applyFileMeta, createFile, fileMetaFor, storedBytes, writeData, type WriterIdentity } from './fd-ops.ts';
 import { removeTree } from './remove-tree.ts';
 import { parentOf } from './safe-path.ts';
 
@@ -54,7 +55,7 @@ export class ContentStage implements ContentSink, StagedContents {
     this.root = root;
     this.who = who;
     this.confined = new ConfinedRoot(root, (rel) => {
-      fs.mkdirSync(`${root}/${rel}`, 0o700);
+      fs.mkdirSync(fsPath(`${root}/${rel}`), 0o700);
       this.dirs.add(rel);
     });
   }
@@ -68,7 +69,7 @@ export class ContentStage implements ContentSink, StagedContents {
     return new ContentStage(dir, root, who);
   }
 
-  async file(layer: number, offset: number, entry: ScanEntry, readBody: (sink: (chunk: Buffer) => void) => Promise<void>): Promise<void> {
+  async file(layer: number, offset: number, entry: ScanEntry, readData: (sink: (chunk: Buffer, offset: number) => void) => Promise<void>): Promise<void> {
     if (this.stopped) throw new ImgxError('IMGX_INTERRUPTED', 'interrupted');
     const key = `${layer}-${offset}`;
     let at = this.place(entry.path, entry.mode);
@@ -82,12 +83,10 @@ export class ContentStage implements ContentSink, StagedContents {
     }
     const fd = at.fd;
     try {
-      let n = 0;
-      await readBody((chunk) => {
-        n += chunk.length;
-        writeAll(fd, chunk);
-      });
-      if (n !== entry.size) throw new ImgxError('IMGX_BAD_LAYER', `${entry.path}: the content is ${n} bytes, its header says ${entry.size}`);
+      // A sparse file's holes are left unwritten: a 60 GB file with 600 bytes of data takes 600.
+      const n = await writeData(fd, entry.size, readData, entry.sparse !== undefined);
+      const want = storedBytes(entry.size, entry.sparse);
+      if (n !== want) throw new ImgxError('IMGX_BAD_LAYER', `${entry.path}: the content is ${n} bytes, its header says ${want}`);
       applyFileMeta(fd, fileMetaFor(entry, this.who));
     } finally {
       fs.closeSync(fd);
@@ -110,7 +109,7 @@ export class ContentStage implements ContentSink, StagedContents {
     }
     const abs = `${this.root}/${rel}`;
     try {
-      return { abs, fd: fs.openSync(abs, CREATE_FILE, mode & 0o777) };
+      return { abs, fd: fs.openSync(fsPath(abs), CREATE_FILE, mode & 0o777) };
     } catch {
       return undefined;
     }
@@ -132,13 +131,13 @@ export class ContentStage implements ContentSink, StagedContents {
       // moved aside to be removed with the leftovers (a rename saved for each).
       live ??= this.liveKeys(tree);
       if (!live.has(key)) {
-        fs.unlinkSync(`${this.root}/${rel}`);
+        fs.unlinkSync(fsPath(`${this.root}/${rel}`));
         this.staged.delete(key);
         this.counts.removed++;
         continue;
       }
       const flat = this.beside(key);
-      fs.renameSync(`${this.root}/${rel}`, flat);
+      fs.renameSync(fsPath(`${this.root}/${rel}`), flat);
       const s = this.staged.get(key);
       if (s) s.path = flat;
       this.counts.movedBack++;
@@ -149,7 +148,7 @@ export class ContentStage implements ContentSink, StagedContents {
       const parent = parentOf(d);
       if (parent !== '' && !this.dirs.has(parent)) this.dirs.delete(d);
       else if (tree.get(d)?.type !== 'directory') {
-        fs.rmSync(`${this.root}/${d}`, { recursive: true });
+        fs.rmSync(fsPath(`${this.root}/${d}`), { recursive: true });
         this.dirs.delete(d);
       }
     }

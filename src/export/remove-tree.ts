@@ -2,9 +2,9 @@
 // an unprivileged owner cannot read: those are made searchable first. Symlinks are never followed
 // (lstat decides, and only real directories are chmod'ed).
 import { chmod, lstat, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 
-export async function removeTree(path: string): Promise<void> {
+/** `path` may be a Buffer: trees from layers have names that are not UTF-8 (raw-name.ts). */
+export async function removeTree(path: string | Buffer): Promise<void> {
   try {
     await rm(path, { recursive: true, force: true });
     return;
@@ -16,10 +16,12 @@ export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
-async function makeSearchable(dir: string): Promise<void> {
+async function makeSearchable(dir: string | Buffer): Promise<void> {
   const st = await lstat(dir).catch(() => undefined);
   if (!st?.isDirectory()) return;
   await chmod(dir, 0o700).catch(() => {});
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const n of names) await makeSearchable(join(dir, n));
+  // Names as bytes, whatever they are.
+  const names = await readdir(dir, { encoding: 'buffer' }).catch(() => [] as Buffer[]);
+  const base = typeof dir === 'string' ? Buffer.from(dir) : dir;
+  for (const n of names) await makeSearchable(Buffer.concat([base, Buffer.from('/'), n]));
 }

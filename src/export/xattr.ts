@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
+import { encodeName } from '../util/raw-name.ts';
 import type { Warnings } from '../warnings.ts';
 
 /** Namespaces an unprivileged process may set. */
@@ -17,7 +18,7 @@ function settableUnprivileged(name: string): boolean {
  * ASCII, for the backslash and for `=` (which would end an attribute name).
  */
 export function quoteDumpName(name: string | Buffer): string {
-  const bytes = typeof name === 'string' ? Buffer.from(name, 'utf8') : name;
+  const bytes = typeof name === 'string' ? encodeName(name) : name;
   let out = '';
   for (const b of bytes) {
     if (b <= 0x20 || b >= 0x7f || b === 0x5c || b === 0x3d) out += '\\' + b.toString(8).padStart(3, '0');

@@ -10,7 +10,8 @@
 // never from the re-read headers.
 //
 // Bodies are the layer's own stream, so a consumer must finish one body before it asks for the
-// next entry; asking for the next entry drains whatever is left of the previous body.
+// next entry; asking for the next entry drains whatever is left of the previous body. A sparse
+// file's body is its stored data only (see FlatEntry): no sink ever sees its holes as zeros.
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ImgxError } from '../errors.ts';
@@ -33,6 +34,7 @@ function entryOf(n: TreeNode): FlatEntry {
   if (n.linkname !== undefined) e.linkname = n.linkname;
   if (n.devmajor !== undefined) e.devmajor = n.devmajor;
   if (n.devminor !== undefined) e.devminor = n.devminor;
+  if (n.sparse !== undefined) e.sparse = n.sparse;
   return e;
 }
 
@@ -43,6 +45,7 @@ function hardlinkTo(n: TreeNode, primary: string): FlatEntry {
   e.linkname = primary;
   delete e.devmajor;
   delete e.devminor;
+  delete e.sparse;
   return e;
 }
 
@@ -157,7 +160,8 @@ async function* fromLayer(tree: FlatTree, layer: LayerReader, list: Pending[], s
       if (e.offset > want.offset || e.header.type !== 'file' || e.header.size !== size) {
         throw new ImgxError('IMGX_BAD_LAYER', `${what} changed since it was scanned: no ${size}-byte file at offset ${want.offset} (for ${JSON.stringify(tree.at(want.nodes[0]!).path)})`);
       }
-      yield* fileWithLinks(tree, want.nodes, { body: e.body });
+      // A sparse file's body is its stored data only (FlatEntry.sparse says where it goes).
+      yield* fileWithLinks(tree, want.nodes, { body: e.sparse ? e.data : e.body });
       if (++k === list.length) break;
     }
     if (k < list.length) {

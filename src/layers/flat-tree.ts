@@ -11,6 +11,7 @@
 // TreeNode objects are only made for the nodes asked for. 200k nodes come to ~15 MB of JSON.
 import type { FsEntry, FsEntryType } from './fs-entry.ts';
 import { ROOT, joinPath, normalisePath } from './normalise-path.ts';
+import type { SparseSegment } from './sparse.ts';
 
 export interface TreeNode extends FsEntry {
   /** Regular files always; other non-directories only when hardlinked. Paths that share it are one inode. */
@@ -69,6 +70,8 @@ export interface TreeColumns {
   /** Content source of each inode id (-1: none, e.g. a hardlinked symlink). */
   srcLayers: number[];
   srcOffsets: number[];
+  /** Sparse files' maps, by inode id. */
+  sparse: Map<number, SparseSegment[]>;
   /** True when a layer had an entry for the root directory itself. */
   rootExplicit: boolean;
 }
@@ -84,7 +87,8 @@ class NoXattrs extends Map<string, Buffer> {
 }
 export const NO_XATTRS: Map<string, Buffer> = new NoXattrs();
 
-export const FORMAT_VERSION = 1;
+/** 2: names keep their bytes (raw-name.ts), sparse maps. */
+export const FORMAT_VERSION = 2;
 
 export const TYPE_CHAR: Record<FsEntryType, string> = {
   file: 'f',
@@ -202,7 +206,11 @@ export class FlatTree {
       n.devminor = dev[1];
     }
     const ino = c.inodes[i]!;
-    if (ino !== 0) n.inode = ino;
+    if (ino !== 0) {
+      n.inode = ino;
+      const sparse = c.sparse.get(ino);
+      if (sparse) n.sparse = sparse;
+    }
     return n;
   }
 
@@ -346,6 +354,7 @@ export class FlatTree {
       xattrs: [...c.xattrs].map(([i, xs]) => [i, [...xs].map(([k, v]) => [k, v.toString('base64')])]),
       srcLayers: c.srcLayers,
       srcOffsets: c.srcOffsets,
+      sparse: [...c.sparse].map(([ino, segs]) => [ino, segs.flatMap((x) => [x.offset, x.size])]),
       layerChanges: this.encodedChanges ?? this.changes!.map(encodeLayerChange),
     };
   }
@@ -384,6 +393,17 @@ export class FlatTree {
     for (const [i, ma, mi] of o.devs ?? []) devs.set(index(i), [ma, mi]);
     const xattrs = new Map<number, Map<string, Buffer>>();
     for (const [i, xs] of o.xattrs ?? []) xattrs.set(index(i), new Map(xs.map(([k, v]) => [k, Buffer.from(v, 'base64')])));
+    const sparse = new Map<number, SparseSegment[]>();
+    for (const [ino, flat] of o.sparse ?? []) {
+      if (!Number.isInteger(ino) || ino <= 0 || ino >= srcLayers!.length || !Array.isArray(flat) || flat.length % 2 !== 0) bad('a sparse map');
+      const segs: SparseSegment[] = [];
+      for (let k = 0; k < flat.length; k += 2) {
+        const [offset, size] = [flat[k], flat[k + 1]];
+        if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset! < 0 || size! < 0) bad('a sparse map');
+        segs.push({ offset: offset!, size: size! });
+      }
+      sparse.set(ino, segs);
+    }
     if (!Array.isArray(o.layerChanges)) bad('layerChanges');
     const columns: TreeColumns = {
       names: names!,
@@ -403,6 +423,7 @@ export class FlatTree {
       xattrs,
       srcLayers: srcLayers!,
       srcOffsets: srcOffsets!,
+      sparse,
       rootExplicit: o.rootExplicit === true,
     };
     return new FlatTree(columns, { encoded: o.layerChanges! });
@@ -473,5 +494,7 @@ export interface SerialisedTree {
   xattrs: [number, [string, string][]][];
   srcLayers: number[];
   srcOffsets: number[];
+  /** Inode id, then offset and size of each segment. */
+  sparse?: [number, number[]][];
   layerChanges: SerialisedLayerChange[];
 }

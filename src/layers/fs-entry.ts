@@ -1,6 +1,7 @@
 // The entry of a flattened filesystem: what the flatten stage emits and every sink consumes
 // (directory writer, tar export, browse index). Paths are already normalised and confined.
 import type { Readable } from 'node:stream';
+import type { SparseSegment } from './sparse.ts';
 
 export type FsEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo';
 
@@ -27,6 +28,11 @@ export interface FsEntry {
   devminor?: number;
   /** Extended attributes, values byte for byte (security.capability is binary). */
   xattrs: Map<string, Buffer>;
+  /**
+   * Sparse files: where data goes, in order (everything else is a hole of zeros); `size` is the
+   * whole file's. Absent for every other file.
+   */
+  sparse?: SparseSegment[];
 }
 
 /**
@@ -50,7 +56,9 @@ export interface StagedContents {
 
 /**
  * An entry as emitted by the flatten stage: files carry a body of exactly `size` bytes, or (for a
- * sink that staged them) `staged` instead.
+ * sink that staged them) `staged` instead. For a sparse file (`sparse` set) the body carries the
+ * stored data only, the segments' bytes one after the other: a sink writes each at its offset and
+ * leaves the holes (or expands them itself, see expandSparse).
  */
 export interface FlatEntry extends FsEntry {
   body?: Readable;

@@ -3,25 +3,38 @@
 // to an in-memory model of the tree. The result is the FlatTree that pass 2 (emit.ts) and the
 // browse commands use. Pure: no filesystem access; the layers come in as LayerReaders.
 //
-// Rules (sequential, umoci-like; OCI image-spec layer.md):
-// - Per layer, its whiteouts and opaque whiteouts go first, against what the lower layers left,
-//   wherever they sit in the tar, so a whiteout never removes what its own layer adds. Then its
-//   other entries in tar order; a later duplicate wins.
+// Rules: a layer's entries apply in tar order, whiteouts included, as containerd's applier
+// (archive.Apply, the one Docker and Kubernetes run) applies them to a directory:
+// - `DIR/.wh.NAME` removes NAME as it is at that moment: what the lower layers left, or what an
+//   earlier entry of this layer wrote. A later entry of the layer can bring NAME back.
+// - `DIR/.wh..wh..opq` removes everything under DIR that this layer has not written so far (a
+//   directory this layer wrote is kept and searched in turn; anything else goes with its whole
+//   subtree); a second one for the same DIR in a layer does nothing.
+// - Either makes its missing parent directories (as containerd and Docker make them for every
+//   entry); under a non-directory it does nothing (nothing is under a file, and a symlink is never
+//   followed).
 // - A directory over a directory replaces the metadata (xattrs included) and keeps the children;
-//   anything else over anything else replaces it, a directory with its whole subtree.
+//   anything else over anything else replaces it, a directory with its whole subtree; a later
+//   duplicate wins.
 // - A missing parent is created as an implicit directory (0755, root:root, mtime 0). A parent that
 //   is a file or a symlink is replaced by such a directory (IMGX_PARENT_REPLACED): symlinks are
 //   never resolved, so one planted by a lower layer cannot redirect a later entry.
 // - A hardlink joins the inode at its target path at that moment (target not resolved through
-//   symlinks; missing or a directory: IMGX_BAD_HARDLINK, skipped). Like tar's link(2) and umoci,
-//   the link entry's own metadata is ignored: the inode keeps its own.
+//   symlinks; missing or a directory: IMGX_BAD_HARDLINK, skipped), so it keeps that content when
+//   a later whiteout of the same layer removes the target. Like tar's link(2) and umoci, the link
+//   entry's own metadata is ignored: the inode keeps its own.
+// Limits: a name deeper than MAX_DEPTH components, longer than MAX_PATH_BYTES, or with a
+// component longer than MAX_NAME_BYTES (Linux's own limits), and a symlink target longer than
+// MAX_PATH_BYTES, are refused with IMGX_UNSAFE_PATH before anything of them is kept.
 import { ImgxError } from '../errors.ts';
 import type { Warnings } from '../warnings.ts';
 import type { FsEntryType } from './fs-entry.ts';
 import { FlatTree, TYPE_CHAR, encodeLayerChange, type ChangeKind, type LayerChange, type SerialisedLayerChange, type TreeColumns } from './flat-tree.ts';
 import { layerName, type LayerReader } from './layer-reader.ts';
 import { ROOT, baseName, joinPath, normalisePath, splitPath } from './normalise-path.ts';
+import { MAX_SPARSE_ENTRIES, type SparseSegment } from './sparse.ts';
 import type { TarHeader } from './tar-header.ts';
+import { nameByteLength, printableName } from '../util/raw-name.ts';
 import { readTar, type TarInput } from './tar-reader.ts';
 import { classifyWhiteout } from './whiteout.ts';
 
@@ -44,11 +57,13 @@ export interface ScanOptions {
 /**
  * Where pass 1 hands file contents. `file` is called for every non-empty regular file of a layer
  * (whiteouts excluded), with the layer index and the entry's header offset, which name its content
- * in the FlatTree; it must read the whole body (through `readBody`) before it resolves. Whatever
- * the layers hold, the names it is given are numbers: the entry's path is only for messages.
+ * in the FlatTree; it must read the whole body (through `readData`: the stored data, each piece
+ * with its offset in the file; a sparse file's holes are not given, the sink makes the file
+ * `entry.size` long) before it resolves. Whatever the layers hold, the names it is given are
+ * numbers: the entry's path is only for messages.
  */
 export interface ContentSink {
-  file(layer: number, offset: number, entry: ScanEntry, readBody: (sink: (chunk: Buffer) => void) => Promise<void>): Promise<void>;
+  file(layer: number, offset: number, entry: ScanEntry, readData: (sink: (chunk: Buffer, offset: number) => void) => Promise<void>): Promise<void>;
 }
 
 // ---- what pass 1 keeps of a layer -------------------------------------------------------------
@@ -72,12 +87,58 @@ export interface ScanEntry {
   devminor: number;
   xattrs: Map<string, Buffer> | undefined;
   offset: number;
+  /** Sparse files: where the stored data goes (everything else is a hole). */
+  sparse?: SparseSegment[];
+}
+
+/** A whiteout as it stands among a layer's entries: `path` is what it removes, or the opaque directory. */
+export interface WhiteoutOp {
+  whiteout: 'file' | 'opaque';
+  path: string;
 }
 
 export interface LayerEntries {
-  whiteouts: string[];
-  opaques: string[];
-  entries: ScanEntry[];
+  /** Entries and whiteouts in tar order. */
+  entries: (ScanEntry | WhiteoutOp)[];
+}
+
+/** Deepest name accepted, in components (node-tar's default). */
+export const MAX_DEPTH = 1024;
+/** Longest name (and symlink target) accepted, in bytes: PATH_MAX less its NUL. */
+export const MAX_PATH_BYTES = 4095;
+/** Longest path component accepted, in bytes: NAME_MAX. */
+export const MAX_NAME_BYTES = 255;
+/** Segments of sparse maps an image may have in all (each costs memory until the tree is written). */
+export const MAX_IMAGE_SPARSE_SEGMENTS = MAX_SPARSE_ENTRIES;
+
+function isWhiteout(e: ScanEntry | WhiteoutOp): e is WhiteoutOp {
+  return (e as WhiteoutOp).whiteout !== undefined;
+}
+
+/** A name (already normalised) within the limits, or IMGX_UNSAFE_PATH. */
+function checkLimits(path: string, what: string, where: string): void {
+  // Cheap bounds first: every component is at least one byte, a UTF-16 unit at most three.
+  if (path.length <= MAX_NAME_BYTES / 3) return;
+  let depth = 1;
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
+    if (i - start > MAX_NAME_BYTES / 3 && nameByteLength(path.slice(start, i)) > MAX_NAME_BYTES) {
+      throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: ${what} ${shortName(path)} has a component longer than ${MAX_NAME_BYTES} bytes`);
+    }
+    if (i < path.length) depth++;
+    if (depth > MAX_DEPTH) throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: ${what} ${shortName(path)} is deeper than ${MAX_DEPTH} directories`);
+    start = i + 1;
+  }
+  if (path.length > MAX_PATH_BYTES / 3 && nameByteLength(path) > MAX_PATH_BYTES) {
+    throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: ${what} ${shortName(path)} is longer than ${MAX_PATH_BYTES} bytes`);
+  }
+}
+
+/** A name for a one-line message: printable, and cut. */
+function shortName(name: string): string {
+  const p = printableName(name);
+  return JSON.stringify(p.length > 120 ? `${p.slice(0, 60)}…${p.slice(-40)}` : p);
 }
 
 const SCHILY_XATTR = 'SCHILY.xattr.';
@@ -115,33 +176,37 @@ const KNOWN: ReadonlySet<string> = new Set(['file', 'directory', 'symlink', 'har
  * Turns one tar header into what flatten keeps, or records a whiteout. Throws on names that can
  * never be applied (NUL bytes, a non-directory named as the root, malformed whiteouts).
  */
-export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, warnings: Warnings, where: string): ScanEntry | undefined {
+export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, warnings: Warnings, where: string, sparse?: SparseSegment[]): ScanEntry | undefined {
   const n = normalisePath(h.name);
+  checkLimits(n.path, 'name', where);
   // A whiteout is its name alone, whatever its type (as umoci and containerd read them).
   const wh = classifyWhiteout(n.path);
-  if (n.clamped) warnings.warn('IMGX_PATH_CLAMPED', `${where}: ${JSON.stringify(h.name)} confined to ${JSON.stringify(n.path)}`);
+  if (n.clamped) warnings.warn('IMGX_PATH_CLAMPED', `${where}: ${shortName(h.name)} confined to ${shortName(n.path)}`);
   switch (wh.kind) {
     case 'whiteout':
-      out.whiteouts.push(wh.target);
+      out.entries.push({ whiteout: 'file', path: wh.target });
       return;
     case 'opaque':
-      out.opaques.push(wh.dir);
+      out.entries.push({ whiteout: 'opaque', path: wh.dir });
       return;
     case 'meta':
       return;
   }
   if (!KNOWN.has(h.type)) {
-    warnings.warn('IMGX_UNKNOWN_ENTRY', `${where}: skipped ${JSON.stringify(h.name)} of unknown type ${JSON.stringify(h.typeflag)}`);
+    warnings.warn('IMGX_UNKNOWN_ENTRY', `${where}: skipped ${shortName(h.name)} of unknown type ${JSON.stringify(h.typeflag)}`);
     return;
   }
   if (n.path === ROOT && h.type !== 'directory') {
-    throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: a ${h.type} entry ${JSON.stringify(h.name)} names the root directory`);
+    throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: a ${h.type} entry ${shortName(h.name)} names the root directory`);
   }
   let linkname = h.linkname;
   if (h.type === 'hardlink') {
     const l = normalisePath(h.linkname);
-    if (l.clamped) warnings.warn('IMGX_PATH_CLAMPED', `${where}: hardlink target ${JSON.stringify(h.linkname)} confined to ${JSON.stringify(l.path)}`);
+    checkLimits(l.path, 'hardlink target', where);
+    if (l.clamped) warnings.warn('IMGX_PATH_CLAMPED', `${where}: hardlink target ${shortName(h.linkname)} confined to ${shortName(l.path)}`);
     linkname = l.path;
+  } else if (h.type === 'symlink' && linkname.length > MAX_PATH_BYTES / 3 && nameByteLength(linkname) > MAX_PATH_BYTES) {
+    throw new ImgxError('IMGX_UNSAFE_PATH', `${where}: symlink ${shortName(n.path)} has a target longer than ${MAX_PATH_BYTES} bytes`);
   }
   const dev = h.type === 'char-device' || h.type === 'block-device';
   const entry: ScanEntry = {
@@ -160,33 +225,44 @@ export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, wa
     xattrs: xattrsOf(h.pax),
     offset,
   };
+  if (sparse && h.type === 'file') entry.sparse = sparse;
   out.entries.push(entry);
   return entry;
+}
+
+/** Counts sparse segments across an image's layers (scanned in parallel) against MAX_IMAGE_SPARSE_SEGMENTS. */
+export class SparseBudget {
+  private used = 0;
+  take(n: number, where: string): void {
+    this.used += n;
+    if (this.used > MAX_IMAGE_SPARSE_SEGMENTS) throw new ImgxError('IMGX_BAD_LAYER', `${where}: more than ${MAX_IMAGE_SPARSE_SEGMENTS} sparse file segments in the image`);
+  }
 }
 
 /**
  * Reads one layer's headers to the end of its stream (the diff_id checked). Bodies are skipped,
  * or handed to `contents` when given.
  */
-export async function readLayerEntries(layer: LayerReader, warnings: Warnings, signal?: AbortSignal, contents?: ContentSink): Promise<LayerEntries> {
+export async function readLayerEntries(layer: LayerReader, warnings: Warnings, signal?: AbortSignal, contents?: ContentSink, budget = new SparseBudget()): Promise<LayerEntries> {
   const where = layerName(layer.index, layer.desc.digest);
   // Recycled chunks when the layer offers them: pass 1 copies what it keeps (headers become
   // strings, contents go to the sink synchronously).
   const chunks = await layer.openChunks?.({ ...(signal ? { signal } : {}) });
   const input: TarInput = chunks ?? (await layer.open({ verifyDiffId: true, signal }));
-  const out: LayerEntries = { whiteouts: [], opaques: [], entries: [] };
+  const out: LayerEntries = { entries: [] };
   try {
     for await (const e of readTar(input, { what: where, skipBodies: !contents, recycled: chunks !== undefined })) {
       signal?.throwIfAborted();
       let entry: ScanEntry | undefined;
       try {
-        entry = collectEntry(out, e.header, e.offset, warnings, where);
+        if (e.sparse) budget.take(e.sparse.length, where);
+        entry = collectEntry(out, e.header, e.offset, warnings, where, e.sparse);
       } catch (err) {
         // The same error, with the layer named.
         if (err instanceof ImgxError && !err.message.startsWith(where)) throw new ImgxError(err.code, `${where}: ${err.message}`);
         throw err;
       }
-      if (contents && entry?.type === 'file' && entry.size > 0) await contents.file(layer.index, e.offset, entry, (sink) => e.readBody(sink));
+      if (contents && entry?.type === 'file' && entry.size > 0) await contents.file(layer.index, e.offset, entry, (sink) => e.readData(sink));
     }
     // readTar reads past the end-of-archive blocks to the end of the input, so the diff_id check
     // (which covers every byte, the trailing padding included) has run once it returns.
@@ -218,6 +294,8 @@ interface MNode {
   inode?: Inode;
   /** Removed from the tree (nodes are never put back: a path that comes again gets a new node). */
   dead?: boolean;
+  /** The layer whose entry wrote this node (an opaque whiteout of that layer keeps it). */
+  stamp?: number;
 }
 
 const IMPLICIT_DIR: Readonly<Meta> = Object.freeze({
@@ -281,14 +359,20 @@ export class TreeBuilder {
     this.recordPaths = opts.recordPaths !== false;
   }
 
-  /** Applies one layer: whiteouts against the lower layers first, then its entries in order. */
+  /** Applies one layer: its entries and whiteouts in tar order (the rules at the top). */
   applyLayer(index: number, layer: { digest: string; diffId?: string }, entries: LayerEntries): void {
     this.layer = index;
     this.where = layerName(index, layer.digest);
     this.touched = new Map();
-    for (const dir of entries.opaques) this.opaque(dir);
-    for (const target of entries.whiteouts) this.whiteout(target);
-    for (const e of entries.entries) this.apply(e);
+    const opaqueDone = new Set<string>();
+    for (const e of entries.entries) {
+      if (!isWhiteout(e)) this.apply(e);
+      else if (e.whiteout === 'file') this.whiteout(e.path);
+      else if (!opaqueDone.has(e.path)) {
+        opaqueDone.add(e.path);
+        this.opaque(e.path);
+      }
+    }
     this.changes.push(encodeLayerChange(this.account(index, layer)));
   }
 
@@ -332,22 +416,52 @@ export class TreeBuilder {
     }
   }
 
+  /**
+   * The directory at `path`, its missing ancestors (and itself) made as implicit directories, as
+   * containerd makes a whiteout's parents; undefined when a non-directory is in the way (a
+   * whiteout is never followed through a symlink, and nothing is under a file).
+   */
+  private whiteoutDir(path: string): MNode | undefined {
+    let cur = this.root;
+    let p = ROOT;
+    for (const part of splitPath(path)) {
+      p = joinPath(p, part);
+      let next = cur.children!.get(part);
+      if (!next) {
+        next = newDir();
+        this.place(cur, part, p, undefined, next);
+      } else if (!next.children) return undefined;
+      cur = next;
+    }
+    return cur;
+  }
+
   private whiteout(target: string): void {
     const i = target.lastIndexOf('/');
-    const parent = this.lookup(i < 0 ? ROOT : target.slice(0, i));
+    const parent = this.whiteoutDir(i < 0 ? ROOT : target.slice(0, i));
     const name = i < 0 ? target : target.slice(i + 1);
-    const node = parent?.children?.get(name);
-    // Whiting out what no lower layer has is common (and harmless): nothing to do, no warning.
+    const node = parent?.children!.get(name);
+    // Whiting out what is not there is common (and harmless): nothing to do, no warning.
     if (!node) return;
     this.kill(target, node);
     parent!.children!.delete(name);
   }
 
+  /** Removes what this layer has not written under `dir` (containerd's walk over unpackedPaths). */
   private opaque(dir: string): void {
-    const node = this.lookup(dir);
-    if (!node?.children) return;
-    for (const [name, c] of node.children) this.kill(joinPath(dir, name), c);
-    node.children.clear();
+    const node = this.whiteoutDir(dir);
+    if (!node) return;
+    const stack: [string, MNode][] = [[dir, node]];
+    while (stack.length) {
+      const [path, d] = stack.pop()!;
+      for (const [name, c] of d.children!) {
+        const p = joinPath(path, name);
+        if (c.stamp !== this.layer) {
+          this.kill(p, c);
+          d.children!.delete(name);
+        } else if (c.children) stack.push([p, c]);
+      }
+    }
   }
 
   /**
@@ -369,7 +483,7 @@ export class TreeBuilder {
         next = newDir();
         this.place(cur, part, p, undefined, next);
       } else if (!next.children) {
-        this.warnings.warn('IMGX_PARENT_REPLACED', `${this.where}: ${JSON.stringify(p)} is a ${next.inode!.meta.type}, replaced by a directory to hold ${JSON.stringify(path)}`);
+        this.warnings.warn('IMGX_PARENT_REPLACED', `${this.where}: ${shortName(p)} is a ${next.inode!.meta.type}, replaced by a directory to hold ${shortName(path)}`);
         next.dead = true;
         const old = next;
         next = newDir();
@@ -399,26 +513,32 @@ export class TreeBuilder {
       if (existing?.children) {
         this.touch(e.path, existing);
         existing.meta = metaOf(e);
+        existing.stamp = this.layer;
         return;
       }
       if (existing) this.kill(e.path, existing);
-      this.place(parent, name, e.path, existing, newDir(metaOf(e)));
+      const d = newDir(metaOf(e));
+      d.stamp = this.layer;
+      this.place(parent, name, e.path, existing, d);
       return;
     }
     let inode: Inode;
     if (e.type === 'hardlink') {
       const target = this.lookup(e.linkname);
       if (!target || target.children) {
-        this.warnings.warn('IMGX_BAD_HARDLINK', `${this.where}: hardlink ${JSON.stringify(e.path)} to ${target ? 'the directory ' : 'missing '}${JSON.stringify(e.linkname)} skipped`);
+        this.warnings.warn('IMGX_BAD_HARDLINK', `${this.where}: hardlink ${shortName(e.path)} to ${target ? 'the directory ' : 'missing '}${shortName(e.linkname)} skipped`);
         return;
       }
-      if (existing === target || (existing?.inode !== undefined && existing.inode === target.inode)) return;
+      if (existing === target || (existing?.inode !== undefined && existing.inode === target.inode)) {
+        if (existing) existing.stamp = this.layer;
+        return;
+      }
       inode = target.inode!;
     } else {
       inode = { meta: metaOf(e), layer: e.type === 'file' ? this.layer : -1, offset: e.type === 'file' ? e.offset : -1 };
     }
     if (existing) this.kill(e.path, existing);
-    this.place(parent, name, e.path, existing, { inode });
+    this.place(parent, name, e.path, existing, { inode, stamp: this.layer });
   }
 
   // -- accounting --
@@ -493,6 +613,7 @@ export class TreeBuilder {
       xattrs: new Map(),
       srcLayers: [-1],
       srcOffsets: [-1],
+      sparse: new Map(),
       rootExplicit: this.rootExplicit,
     };
     const types: string[] = [];
@@ -538,6 +659,7 @@ export class TreeBuilder {
             ids.set(ino, id);
             c.srcLayers.push(ino.meta.type === 'file' ? ino.layer : -1);
             c.srcOffsets.push(ino.meta.type === 'file' ? ino.offset : -1);
+            if (ino.meta.sparse) c.sparse.set(id, ino.meta.sparse);
           }
         }
       }
@@ -563,6 +685,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const pending: Promise<LayerEntries>[] = [];
+  const budget = new SparseBudget();
   let failed: { error: unknown } | undefined;
   let active = 0;
   const waiting: (() => void)[] = [];
@@ -579,7 +702,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
       await slot();
       try {
         ac.signal.throwIfAborted();
-        return await readLayerEntries(layer, opts.warnings, ac.signal, opts.contents);
+        return await readLayerEntries(layer, opts.warnings, ac.signal, opts.contents, budget);
       } finally {
         release();
       }
@@ -596,7 +719,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
     for (let i = 0; i < layers.length; i++) {
       const entries = await pending[i]!;
       // Let go of the entry list as soon as it is applied.
-      pending[i] = Promise.resolve({ whiteouts: [], opaques: [], entries: [] });
+      pending[i] = Promise.resolve({ entries: [] });
       opts.signal?.throwIfAborted();
       const layer = layers[i]!;
       const info: { digest: string; diffId?: string } = { digest: layer.desc.digest };

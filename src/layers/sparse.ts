@@ -164,3 +164,68 @@ export function validateSparse(segments: SparseSegment[], realSize: number, stor
   }
   if (total !== storedSize) fail(`sparse map holds ${total} bytes of data, the entry stores ${storedSize}`);
 }
+
+/**
+ * Walks a sparse file's stored data (the segments' bytes one after the other, as a FlatEntry's
+ * body carries them) and says where each piece goes in the file.
+ */
+export class SparseCursor {
+  private readonly segments: readonly SparseSegment[];
+  private i = 0;
+  private inSegment = 0;
+  /** Bytes placed so far. */
+  placed = 0;
+  /** Bytes of data the map holds. */
+  readonly stored: number;
+
+  constructor(segments: readonly SparseSegment[]) {
+    this.segments = segments;
+    let n = 0;
+    for (const s of segments) n += s.size;
+    this.stored = n;
+  }
+
+  /** Calls `put` for each piece of `chunk` with its offset in the file; SparseError past the map's data. */
+  place(chunk: Uint8Array, put: (piece: Uint8Array, offset: number) => void): void {
+    let off = 0;
+    while (off < chunk.length) {
+      while (this.i < this.segments.length && this.inSegment === this.segments[this.i]!.size) {
+        this.i++;
+        this.inSegment = 0;
+      }
+      const seg = this.segments[this.i];
+      if (!seg) fail(`more data than the sparse map holds (${this.stored} bytes)`);
+      const take = Math.min(chunk.length - off, seg.size - this.inSegment);
+      put(chunk.subarray(off, off + take), seg.offset + this.inSegment);
+      this.inSegment += take;
+      this.placed += take;
+      off += take;
+    }
+  }
+}
+
+const ZERO_PIECE = 1 << 16;
+
+/** A sparse file's whole content from its stored data: the holes as zeros (for consumers that want every byte). */
+export async function* expandSparse(data: AsyncIterable<Uint8Array>, segments: readonly SparseSegment[], size: number): AsyncGenerator<Buffer> {
+  const cursor = new SparseCursor(segments);
+  let at = 0;
+  const zeros = function* (upTo: number): Generator<Buffer> {
+    while (at < upTo) {
+      const n = Math.min(ZERO_PIECE, upTo - at);
+      at += n;
+      yield Buffer.alloc(n);
+    }
+  };
+  for await (const chunk of data) {
+    const pieces: [Uint8Array, number][] = [];
+    cursor.place(chunk, (piece, offset) => pieces.push([piece, offset]));
+    for (const [piece, offset] of pieces) {
+      yield* zeros(offset);
+      at += piece.length;
+      yield Buffer.from(piece.buffer, piece.byteOffset, piece.length);
+    }
+  }
+  if (cursor.placed !== cursor.stored) fail(`the sparse file's data is ${cursor.placed} bytes, its map holds ${cursor.stored}`);
+  yield* zeros(size);
+}

@@ -2,7 +2,9 @@
 // a PAX header before it when not: names and link names too long for ustar's prefix/name split or
 // not ASCII, numbers beyond octal range, fractional or negative mtimes, long or non-ASCII owner
 // names, and every xattr as SCHILY.xattr.NAME with the value's raw bytes. Records are sorted, so the
-// same entries always give the same bytes.
+// same entries always give the same bytes. Names keep their bytes (raw-name.ts). A sparse file is
+// written in GNU's PAX format 1.0 (what GNU tar writes, and Go and libarchive read): the map at the
+// start of the data, then the stored data only, so its holes take no room in the archive.
 import { Readable } from 'node:stream';
 import { ImgxError } from '../errors.ts';
 import type { FsEntry } from './fs-entry.ts';
@@ -48,18 +50,46 @@ function paxTime(t: number): string {
   return s.endsWith('.') ? s.slice(0, -1) : s;
 }
 
+/** The map of a PAX 1.0 sparse file: decimal lines (count, then offset and size of each segment), padded to a block. */
+export function sparseMapBlocks(segments: readonly { offset: number; size: number }[]): Buffer {
+  const text = Buffer.from([segments.length, ...segments.flatMap((s) => [s.offset, s.size])].map((n) => `${n}\n`).join(''), 'latin1');
+  return Buffer.concat([text, Buffer.alloc(paddingFor(text.length))]);
+}
+
+/** The name GNU tar gives a sparse file's header (`DIR/GNUSparseFile.0/BASE`); its real name is a PAX record. */
+function sparseHeaderName(name: string): string {
+  const slash = name.lastIndexOf('/');
+  return slash < 0 ? `GNUSparseFile.0/${name}` : `${name.slice(0, slash)}/GNUSparseFile.0/${name.slice(slash + 1)}`;
+}
+
+/** The bytes of data an entry carries in the archive (a sparse file's map included). */
+function dataSize(entry: FsEntry): number {
+  if (entry.type !== 'file') return 0;
+  if (!entry.sparse) return entry.size;
+  let stored = 0;
+  for (const s of entry.sparse) stored += s.size;
+  return sparseMapBlocks(entry.sparse).length + stored;
+}
+
 /** The header blocks (PAX header and body, then the ustar header) of one entry. */
 export function encodeFsEntryHeaders(entry: FsEntry): Buffer {
-  const name = tarName(entry);
+  const sparse = entry.type === 'file' && entry.sparse !== undefined;
+  const name = sparse ? sparseHeaderName(entry.path) : tarName(entry);
   if (!entry.path) throw new RangeError('tar entry with an empty path');
   const records = new Map<string, string | Buffer>();
+  if (sparse) {
+    records.set('GNU.sparse.major', '1');
+    records.set('GNU.sparse.minor', '0');
+    records.set('GNU.sparse.name', entry.path);
+    records.set('GNU.sparse.realsize', String(entry.size));
+  }
   const h: TarHeaderInput = {
     name,
     type: entry.type,
     mode: entry.mode & 0o7777,
     uid: entry.uid,
     gid: entry.gid,
-    size: entry.type === 'file' ? entry.size : 0,
+    size: dataSize(entry),
     mtime: Math.floor(entry.mtime),
     linkname: entry.type === 'symlink' || entry.type === 'hardlink' ? (entry.linkname ?? '') : '',
     uname: entry.uname ?? '',
@@ -175,7 +205,10 @@ export class TarWriter {
         if (body && !Buffer.isBuffer(body)) body.destroy();
         throw e;
       }
-      const size = entry.type === 'file' ? entry.size : 0;
+      const sparse = entry.type === 'file' ? entry.sparse : undefined;
+      if (sparse) headers = Buffer.concat([headers, sparseMapBlocks(sparse)]);
+      // A sparse file's body is its stored data only (FlatEntry.body), after the map.
+      const size = entry.type !== 'file' ? 0 : sparse ? sparse.reduce((n, s) => n + s.size, 0) : entry.size;
       try {
         if (body === undefined || Buffer.isBuffer(body)) {
           const data = body ?? Buffer.alloc(0);

@@ -1,12 +1,12 @@
 // Shared by the flatten-*.test.ts files: layers built in the test with makeTar, run through
 // layerReadersFromBuffers → scanLayers → emitTree, and the emitted stream collected with bodies.
-import type { Readable } from 'node:stream';
 import { makeTar, type TarEntry } from '../fixtures/tar.ts';
 import { emitTree } from '../../src/layers/emit.ts';
 import type { FlatTree } from '../../src/layers/flat-tree.ts';
 import type { FlatEntry } from '../../src/layers/fs-entry.ts';
 import { layerReadersFromBuffers, type LayerReader } from '../../src/layers/layer-reader.ts';
 import { scanLayers } from '../../src/layers/scan.ts';
+import { expandSparse } from '../../src/layers/sparse.ts';
 import { Warnings } from '../../src/warnings.ts';
 
 export interface Emitted extends Omit<FlatEntry, 'body'> {
@@ -23,7 +23,7 @@ export interface Flattened {
   opens: number[];
 }
 
-async function readAll(body: Readable): Promise<Buffer> {
+async function readAll(body: AsyncIterable<unknown>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of body) parts.push(c as Buffer);
   return Buffer.concat(parts);
@@ -51,7 +51,8 @@ export async function collect(tree: FlatTree, layers: LayerReader[]): Promise<Em
   for await (const e of emitTree(tree, layers)) {
     const { body, ...rest } = e;
     const em: Emitted = rest;
-    if (e.type === 'file') em.content = body ? await readAll(body) : Buffer.alloc(0);
+    // A sparse file's body is its stored data: expanded here to compare whole contents.
+    if (e.type === 'file') em.content = body ? await readAll(e.sparse ? expandSparse(body, e.sparse, e.size) : body) : Buffer.alloc(0);
     out.push(em);
   }
   return out;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { FlatTree, type TreeNode } from '../../src/layers/flat-tree.ts';
+import { FORMAT_VERSION, FlatTree, type TreeNode } from '../../src/layers/flat-tree.ts';
 import { loadTree, saveTree, treeIndexPath } from '../../src/layers/tree-cache.ts';
 import { TreeBuilder } from '../../src/layers/scan.ts';
 import { Warnings } from '../../src/warnings.ts';
@@ -92,7 +92,7 @@ test('saveTree / loadTree: under imgx-index/<alg>/<hex>.json.gz, round-trip', as
   assert.is(path, `${root}/imgx-index/sha256/${'ab'.repeat(32)}.json.gz`);
   assert.ok(statSync(path).isFile());
   const j = JSON.parse(gunzipSync(readFileSync(path)).toString()) as { format: string; version: number };
-  assert.equal([j.format, j.version], ['imgx-flat-tree', 1]);
+  assert.equal([j.format, j.version], ['imgx-flat-tree', FORMAT_VERSION]);
   const back = await loadTree(root, DIGEST);
   assert.ok(back);
   assert.equal(summary(back!), summary(tree));
@@ -107,12 +107,12 @@ test('a corrupt, truncated, foreign or old-version index reads as absent', async
   mkdirSync(dirname(path), { recursive: true });
   const cases: [string, Buffer][] = [
     ['not gzip', Buffer.from('{}')],
-    ['truncated gzip', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: 1, digest: DIGEST, tree: tree.toJSON() })).subarray(0, 100)],
+    ['truncated gzip', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: FORMAT_VERSION, digest: DIGEST, tree: tree.toJSON() })).subarray(0, 100)],
     ['bad JSON', gzipSync('{"format":')],
-    ['old version', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: 0, digest: DIGEST, tree: tree.toJSON() }))],
-    ['another format', gzipSync(JSON.stringify({ format: 'other', version: 1, digest: DIGEST, tree: tree.toJSON() }))],
-    ['another digest', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: 1, digest: `sha256:${'00'.repeat(32)}`, tree: tree.toJSON() }))],
-    ['a broken tree', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: 1, digest: DIGEST, tree: { ...tree.toJSON(), names: [] } }))],
+    ['old version', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: FORMAT_VERSION - 1, digest: DIGEST, tree: tree.toJSON() }))],
+    ['another format', gzipSync(JSON.stringify({ format: 'other', version: FORMAT_VERSION, digest: DIGEST, tree: tree.toJSON() }))],
+    ['another digest', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: FORMAT_VERSION, digest: `sha256:${'00'.repeat(32)}`, tree: tree.toJSON() }))],
+    ['a broken tree', gzipSync(JSON.stringify({ format: 'imgx-flat-tree', version: FORMAT_VERSION, digest: DIGEST, tree: { ...tree.toJSON(), names: [] } }))],
   ];
   for (const [what, data] of cases) {
     writeFileSync(path, data);
@@ -144,7 +144,7 @@ test('200k nodes: index size and load time (figures printed)', async () => {
       entries.push({ ...base, path: `usr/lib/python3/dist-packages/pkg${d}/module_${i}.py`, type: 'file' as const, size: 1000 + i, offset: (offset += 2048) });
     }
   }
-  b.applyLayer(0, { digest: DIGEST }, { whiteouts: [], opaques: [], entries });
+  b.applyLayer(0, { digest: DIGEST }, { entries });
   const tree = b.finish();
   const root = tempDir();
   const t0 = performance.now();

@@ -39,16 +39,39 @@ test('a whiteout of a directory removes its whole subtree', async () => {
   assert.is(f.tree.layerChanges[1]!.removed, 4);
 });
 
-test('a whiteout never removes what its own layer adds, whatever the entry order', async () => {
-  // After the entry (the order docker writes) and before it: the new file survives either way.
-  const after = await flatten([[file('a', 'old')], [file('a', 'new'), wh('.wh.a')]]);
-  assert.is(text(after, 'a'), 'new');
+test('within a layer, whiteouts apply in tar order, as containerd applies them', async () => {
+  // Before the entry: the lower file goes, the new one stays.
   const before = await flatten([[file('a', 'old')], [wh('.wh.a'), file('a', 'new')]]);
   assert.is(text(before, 'a'), 'new');
-  // A directory whited out and recreated in the same layer loses its lower children only.
+  // After it: the whiteout removes what is there then, the layer's own file included.
+  const after = await flatten([[file('a', 'old')], [file('a', 'new'), wh('.wh.a')]]);
+  assert.equal(paths(after), []);
+  // A directory whited out after the layer wrote into it goes with what the layer put there.
   const d = await flatten([[dir('d/'), file('d/lower', 'l')], [dir('d/'), file('d/upper', 'u'), wh('.wh.d')]]);
-  assert.equal(paths(d), ['d', 'd/upper']);
-  assert.equal(d.tree.layerChanges[1]!.paths!.map((p) => `${p.change} ${p.path}`), ['modified d', 'removed d/lower', 'added d/upper']);
+  assert.equal(paths(d), []);
+  assert.equal(d.tree.layerChanges[1]!.paths!.map((p) => `${p.change} ${p.path}`), ['removed d', 'removed d/lower']);
+});
+
+test('a hardlink to a lower file keeps its content when a later whiteout of the layer removes the file (containerd)', async () => {
+  const f = await flatten([[dir('etc/'), file('etc/secret', 'S3CR3T')], [{ name: 'keep', type: 'hardlink', linkname: 'etc/secret' }, wh('etc/.wh.secret')]]);
+  assert.equal(paths(f), ['etc', 'keep']);
+  assert.is(text(f, 'keep'), 'S3CR3T');
+  assert.is(f.warnings.count(), 0);
+  // The other order: the file is gone before the link is made.
+  const g = await flatten([[dir('etc/'), file('etc/secret', 'S3CR3T')], [wh('etc/.wh.secret'), { name: 'keep', type: 'hardlink', linkname: 'etc/secret' }]]);
+  assert.equal(paths(g), ['etc']);
+  assert.is(g.warnings.count('IMGX_BAD_HARDLINK'), 1);
+});
+
+test('an opaque whiteout keeps what its layer wrote before it and searches the directories it wrote', async () => {
+  const layers = [
+    [dir('d/'), file('d/a', 'a'), dir('d/sub/'), file('d/sub/lower', 'l'), dir('d/gone/'), file('d/gone/x', 'x')],
+    // d/sub was written by this layer: kept, but its lower child goes; d/gone was not: it goes,
+    // with the file this layer put in it (containerd walks over unpackedPaths).
+    [dir('d/sub/'), file('d/sub/upper', 'u'), file('d/gone/new', 'n'), file('d/mine', 'm'), wh('d/.wh..wh..opq'), file('d/later', 'z'), wh('d/.wh..wh..opq')],
+  ];
+  const f = await flatten(layers);
+  assert.equal(paths(f), ['d', 'd/later', 'd/mine', 'd/sub', 'd/sub/upper']);
 });
 
 test('a path whited out in one layer and recreated in a later one', async () => {
@@ -85,11 +108,15 @@ test('an opaque whiteout at the root hides every lower path', async () => {
   assert.equal(paths(f), ['c']);
 });
 
-test('whiteouts of paths no lower layer has are ignored without a warning', async () => {
+test('whiteouts of paths no lower layer has remove nothing and warn nothing; their parents are made, as containerd and Docker make them', async () => {
   const f = await flatten([[file('a')], [wh('.wh.nothing'), wh('no/such/.wh.dir'), wh('none/.wh..wh..opq')]]);
-  assert.equal(paths(f), ['a']);
+  assert.equal(paths(f), ['a', 'no', 'no/such', 'none']);
   assert.is(f.warnings.count(), 0);
-  assert.is(f.tree.layerChanges[1]!.added + f.tree.layerChanges[1]!.removed, 0);
+  assert.is(f.tree.layerChanges[1]!.removed, 0);
+  // Under a file, nothing is made and nothing replaced.
+  const g = await flatten([[file('a', 'A')], [wh('a/.wh.b'), wh('a/c/.wh..wh..opq')]]);
+  assert.equal(paths(g), ['a']);
+  assert.is(text(g, 'a'), 'A');
 });
 
 test('a whiteout never resolves a symlink: it removes nothing behind it', async () => {
