@@ -32,6 +32,9 @@ export const EXIT_STATUS: Record<ErrorCode, number> = {
   IMGX_DIFFID_MISMATCH: 8,
   IMGX_NO_MATCHING_PLATFORM: 9,
   IMGX_UNSUPPORTED: 10,
+  // Local I/O: full disk (ENOSPC), quota (EDQUOT), read-only filesystem (EROFS), I/O error (EIO),
+  // permissions on DEST or the cache; partial outputs are removed (src/io-errors.ts). main.ts maps
+  // such a system error that escaped a command here too, never to 1.
   IMGX_IO: 11,
   IMGX_UNSAFE_PATH: 12,
   IMGX_STRICT: 13,

@@ -2,6 +2,7 @@
 // one-line message and an exit status (see exit-codes.ts).
 import type { Options } from 'yargs';
 import { isImgxError } from '../errors.ts';
+import { escapedIoError } from '../io-errors.ts';
 import { EXIT_INTERNAL, EXIT_STATUS } from './exit-codes.ts';
 import { splitRunArgv } from './run-argv.ts';
 import { GLOBAL_OPTIONS, parseRunFast } from './run-options.ts';
@@ -95,10 +96,16 @@ interface YargsInternals {
   getInternalMethods(): { getUsageInstance(): { cacheHelpMessage(): void } };
 }
 
-function reportError(e: unknown, debug: boolean): number {
+export function reportError(e: unknown, debug: boolean): number {
+  // A full disk, a read-only filesystem … that no write path mapped is still exit 11, not a bug.
+  e = escapedIoError(e) ?? e;
   if (isImgxError(e)) {
     process.stderr.write(`imgx: ${oneLine(e.message)}\n`);
-    if (debug) process.stderr.write(`${e.code}\n${e.stack ?? ''}\n`);
+    if (debug) {
+      process.stderr.write(`${e.code}\n${e.stack ?? ''}\n`);
+      const cause = e.cause as Error | undefined;
+      if (cause?.stack) process.stderr.write(`caused by: ${cause.stack}\n`);
+    }
     return EXIT_STATUS[e.code] ?? EXIT_INTERNAL;
   }
   const err = e as Error;
