@@ -15,7 +15,8 @@
 import fs, { constants } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { ImgxError, isImgxError } from '../errors.ts';
+import { ImgxError } from '../errors.ts';
+import { ioError } from '../io-errors.ts';
 import type { FlatEntry, StagedContent } from '../layers/fs-entry.ts';
 import type { Warnings } from '../warnings.ts';
 import { ConfinedRoot } from './confined-root.ts';
@@ -113,8 +114,7 @@ export async function writeDirectory(entries: AsyncIterable<FlatEntry>, dest: st
   } catch (e) {
     await abandon().catch(() => {});
     // System call failures (ENOSPC, EACCES on DEST's parent …) are local I/O errors; others pass.
-    if (isImgxError(e) || (e as NodeJS.ErrnoException)?.syscall === undefined) throw e;
-    throw new ImgxError('IMGX_IO', `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+    throw ioError(e, `cannot write ${target}`);
   } finally {
     unhook();
   }

@@ -5,8 +5,10 @@
 // the tree comes from the browse index instead (nothing scanned), pass 2 reads the layers as usual.
 import { resolve } from 'node:path';
 import type { CliContext } from '../cli/context.ts';
+import { ioError } from '../io-errors.ts';
 import { emitTree } from '../layers/emit.ts';
 import { openImageTree, type ImageTree } from '../layers/image-tree.ts';
+import type { ContentSink } from '../layers/scan.ts';
 import type { Warnings } from '../warnings.ts';
 import { ContentStage } from './content-stage.ts';
 import { writeDirectory, type WriteDirectoryResult } from './dir-writer.ts';
@@ -28,30 +30,35 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
   const target = resolve(dest);
   await checkDestination(target);
   const staging = await StagingDir.create(target);
+  const cannotWrite = (e: unknown) => ioError(e, `cannot write ${target}`);
   let stage: ContentStage;
   try {
     stage = await ContentStage.create(`${staging.path}.content`, staging.path, writerIdentity(opts.asRoot));
   } catch (e) {
-    await staging.discard();
-    throw e;
+    await staging.discard().catch(() => {});
+    throw cannotWrite(e);
   }
+  // Everything partial goes: the staging tree, the staged contents beside it, and the parents of
+  // DEST that were made for it. Never throws over the error that made it run.
   const cleanUp = async () => {
-    await stage.dispose();
-    await staging.discard();
+    await stage.dispose().catch(() => {});
+    await staging.discard().catch(() => {});
+    await staging.removeParents().catch(() => {});
   };
   // For the whole extract: during pass 2 the writer's own handler removes the staging directory,
   // this one the staged contents (the signal is raised again once both are done).
   const unhook = onInterrupt(cleanUp);
   let it: ImageTree & { close(): Promise<void> };
   try {
-    it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: stage });
+    it = await openImageTree(ctx, image, { warnings: opts.warnings, contents: destWrites(stage, cannotWrite) });
     opts.phase?.(it.fromIndex ? 'tree index found' : 'layers read, contents staged');
     opts.opened?.(it);
   } catch (e) {
     unhook();
-    await cleanUp().catch(() => {});
+    await cleanUp();
     throw e;
   }
+  let failed = false;
   try {
     // What pass 1 wrote into the staging tree, made to agree with the tree (before pass 2, which
     // removes the staging tree should it fail; before it, that is done here).
@@ -59,7 +66,7 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
       stage.settle(it.tree);
     } catch (e) {
       await staging.discard().catch(() => {});
-      throw e;
+      throw cannotWrite(e);
     }
     const result = await writeDirectory(emitTree(it.tree, it.layers, { staged: stage }), target, {
       warnings: opts.warnings,
@@ -69,11 +76,47 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
     });
     opts.phase?.('tree written');
     return { tree: it, result };
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     // Contents that later layers replaced or removed, or all of them after a failure.
     await stage.dispose().catch(() => {});
     opts.phase?.('staged leftovers removed');
-    await it.close();
+    if (failed) {
+      await staging.removeParents().catch(() => {});
+      await it.close().catch(() => {});
+    } else await it.close();
     unhook();
   }
+}
+
+/**
+ * The content stage as pass 1 sees it, with its own failures (creating, writing, closing a file
+ * in the staging tree or beside it: a full disk …) as IMGX_IO naming DEST. A failure to read the
+ * layer passes as it is.
+ */
+function destWrites(stage: ContentStage, cannotWrite: (e: unknown) => unknown): ContentSink {
+  return {
+    async file(layer, offset, entry, readBody) {
+      let readError: { error: unknown } | undefined;
+      try {
+        await stage.file(layer, offset, entry, (sink) =>
+          readBody((chunk) => {
+            try {
+              sink(chunk);
+            } catch (e) {
+              throw cannotWrite(e);
+            }
+          }).catch((e: unknown) => {
+            readError = { error: e };
+            throw e;
+          }),
+        );
+      } catch (e) {
+        if (readError?.error === e) throw e;
+        throw cannotWrite(e);
+      }
+    },
+  };
 }
