@@ -2,13 +2,16 @@
 // A blob appears under its digest only after its bytes were verified and fsynced (temp → rename),
 // so the cache never holds a blob that was not checked, and several processes may fill it at once.
 // index.json records the images pulled (one entry per reference), updated under a lock.
+// A local failure (a full disk, a read-only cache …) is IMGX_IO naming the cache, and leaves no
+// temporary file behind: the cache stays as it was, usable.
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, utimes, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ImgxError, NotFoundError } from '../errors.ts';
+import { NotFoundError } from '../errors.ts';
+import { ioError } from '../io-errors.ts';
 import { tempNameFor, writeFileAtomic } from './atomic-file.ts';
 import type { Descriptor } from './descriptor.ts';
 import { parseDigest, verifyBytes } from './digest.ts';
@@ -41,17 +44,28 @@ export class BlobCache {
   /** Creates the layout on first use. */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
-      const layoutFile = join(this.root, 'oci-layout');
-      if (!(await exists(layoutFile))) await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      const indexFile = join(this.root, 'index.json');
-      if (!(await exists(indexFile))) {
-        await withFileLock(this.lockPath(), async () => {
-          if (!(await exists(indexFile))) await writeFileAtomic(indexFile, indexJson([]));
-        });
+      try {
+        await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
+        const layoutFile = join(this.root, 'oci-layout');
+        if (!(await exists(layoutFile))) await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        const indexFile = join(this.root, 'index.json');
+        if (!(await exists(indexFile))) {
+          await withFileLock(this.lockPath(), async () => {
+            if (!(await exists(indexFile))) await writeFileAtomic(indexFile, indexJson([]));
+          });
+        }
+      } catch (e) {
+        // Not remembered: a later call (once there is room) tries again.
+        this.ready = undefined;
+        throw this.cannotWrite(e);
       }
     })();
     return this.ready;
+  }
+
+  /** A local failure to write the cache as IMGX_IO ("cannot write to the cache DIR: …"). */
+  private cannotWrite(e: unknown): unknown {
+    return ioError(e, `cannot write to the cache ${this.root}`);
   }
 
   blobPath(digest: string): string {
@@ -86,22 +100,43 @@ export class BlobCache {
   ): Promise<void> {
     await this.init();
     const target = this.blobPath(desc.digest);
-    await mkdir(join(target, '..'), { recursive: true });
+    try {
+      await mkdir(join(target, '..'), { recursive: true });
+    } catch (e) {
+      source.destroy();
+      throw this.cannotWrite(e);
+    }
     const tmp = tempNameFor(target);
     // Written, fsynced (in _final), then renamed; a follower may read it meanwhile (growing-blob.ts).
     const out = new FollowedFileWriter(tmp, target, desc.size);
+    // The writer's own failures (open, write, fsync, close: a full disk …) are the cache's; the
+    // source's (network, digest) pass as they are.
+    // (pipeline destroys the writer with the source's error too: that one is not the writer's).
+    let writeError: unknown;
+    let sourceError: unknown;
+    source.once('error', (e) => (sourceError ??= e));
+    out.once('error', (e) => {
+      if (e !== sourceError) writeError ??= e;
+    });
     opts.onWriting?.(out);
     try {
       const sink: Writable = out;
       if (opts.verified) await pipeline(source, sink);
       else await pipeline(source, new VerifyStream(desc), sink);
-      await rename(tmp, target);
+      try {
+        await rename(tmp, target);
+      } catch (e) {
+        writeError ??= e;
+        throw e;
+      }
       out.complete();
     } catch (e) {
+      const error = e === writeError ? this.cannotWrite(e) : e;
       source.destroy();
-      out.complete(e);
-      await rm(tmp, { force: true });
-      throw e;
+      out.complete(error);
+      // Removal works on a full disk; should it fail, the error above is still the one to report.
+      await rm(tmp, { force: true }).catch(() => {});
+      throw error;
     }
   }
 
@@ -110,7 +145,9 @@ export class BlobCache {
     verifyBytes(bytes, desc.digest, desc.digest);
     const target = this.blobPath(desc.digest);
     if (await this.has({ digest: desc.digest, size: bytes.length })) return;
-    await writeFileAtomic(target, bytes);
+    await writeFileAtomic(target, bytes).catch((e: unknown) => {
+      throw this.cannotWrite(e);
+    });
   }
 
   /** A cached blob, verified again as it is read (a cache on disk can rot). */
@@ -157,6 +194,8 @@ export class BlobCache {
       });
       list.sort((a, b) => a.annotations[REF_ANNOTATION]!.localeCompare(b.annotations[REF_ANNOTATION]!));
       await writeFileAtomic(join(this.root, 'index.json'), indexJson(list));
+    }).catch((e: unknown) => {
+      throw this.cannotWrite(e);
     });
   }
 
@@ -172,6 +211,8 @@ export class BlobCache {
       const gone = all.filter(pick);
       if (gone.length) await writeFileAtomic(join(this.root, 'index.json'), indexJson(all.filter((e) => !pick(e))));
       return gone;
+    }).catch((e: unknown) => {
+      throw this.cannotWrite(e);
     });
   }
 
@@ -210,7 +251,9 @@ export class BlobCache {
   }
 
   async removeBlob(digest: string): Promise<void> {
-    await rm(this.blobPath(digest), { force: true });
+    await rm(this.blobPath(digest), { force: true }).catch((e: unknown) => {
+      throw this.cannotWrite(e);
+    });
   }
 }
 
@@ -225,8 +268,4 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export function cacheIoError(e: unknown, what: string): ImgxError {
-  return new ImgxError('IMGX_IO', `${what}: ${(e as Error).message}`, { cause: e });
 }

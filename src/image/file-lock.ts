@@ -20,8 +20,16 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, ti
   for (;;) {
     try {
       const fh = await open(lockPath, 'wx', 0o644);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
+      try {
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+      } catch (e) {
+        // A lock file without a pid (a full disk) would hold every later process up until the
+        // timeout: it goes again.
+        await fh.close().catch(() => {});
+        await rm(lockPath, { force: true }).catch(() => {});
+        throw e;
+      }
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -35,9 +43,13 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, ti
       delay = Math.min(delay * 2, 200);
     }
   }
+  let result: T;
   try {
-    return await fn();
-  } finally {
-    await rm(lockPath, { force: true });
+    result = await fn();
+  } catch (e) {
+    await rm(lockPath, { force: true }).catch(() => {});
+    throw e;
   }
+  await rm(lockPath, { force: true });
+  return result;
 }

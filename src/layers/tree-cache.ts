@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip, constants } from 'node:zlib';
 import { writeFileAtomic } from '../image/atomic-file.ts';
+import { ioError } from '../io-errors.ts';
 import { parseDigest } from '../image/digest.ts';
 import { FlatTree, FORMAT_VERSION } from './flat-tree.ts';
 import type { WarningCode } from '../warnings.ts';
@@ -59,5 +60,10 @@ export async function saveTree(cacheRoot: string, manifestDigest: string, tree: 
   const path = treeIndexPath(cacheRoot, manifestDigest);
   const json = JSON.stringify({ format: FORMAT, version: FORMAT_VERSION, digest: manifestDigest, tree: tree.toJSON(), warnings: warnings.slice(0, MAX_RECORDED) });
   // Level 3: most of level 9's ratio on this repetitive JSON at a fraction of the time.
-  await writeFileAtomic(path, await gzipAsync(json, { level: 3, strategy: constants.Z_DEFAULT_STRATEGY }));
+  const data = await gzipAsync(json, { level: 3, strategy: constants.Z_DEFAULT_STRATEGY });
+  // A full or read-only cache leaves no temporary file (writeFileAtomic), and the caller goes on
+  // without the index: it is only a speed-up.
+  await writeFileAtomic(path, data).catch((e: unknown) => {
+    throw ioError(e, `cannot write ${path}`);
+  });
 }

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { pullImage } from '../../image/pull.ts';
+import { cacheIoError } from '../../io-errors.ts';
 import { IMAGE_ARG_HELP } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 import { humanSize } from '../format.ts';
@@ -22,7 +23,10 @@ export const pullCommand: CommandModule<GlobalArgs, Args> = {
     const { source, refKey } = await ctx.open(argv.image);
     try {
       const progress = pullProgressFor(process.stderr, !ctx.quiet && !ctx.json);
-      const r = await pullImage(source, ctx.cache, { platform: ctx.platform, strictPlatform: ctx.platformExplicit, refKey, concurrency: Math.max(1, argv.jobs), ...(progress ? { progress } : {}) });
+      // A full or read-only cache: IMGX_IO naming it; a failed pull leaves no temporary file (blob-cache.ts).
+      const r = await pullImage(source, ctx.cache, { platform: ctx.platform, strictPlatform: ctx.platformExplicit, refKey, concurrency: Math.max(1, argv.jobs), ...(progress ? { progress } : {}) }).catch((e: unknown) => {
+        throw cacheIoError(e, ctx.cache.root);
+      });
       const layers = r.image.parsed.layers;
       if (ctx.json) {
         ctx.out(
