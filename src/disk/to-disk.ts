@@ -8,7 +8,8 @@ import { lstat, mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { CliContext } from '../cli/context.ts';
-import { ImgxError, UsageError } from '../errors.ts';
+import { ImgxError, UsageError, isImgxError } from '../errors.ts';
+import { cacheIoError, ioError, isSystemError, unmaskMkdirError } from '../io-errors.ts';
 import { onInterrupt } from '../export/interrupt.ts';
 import { removeTree } from '../export/remove-tree.ts';
 import { openImageTree, type ImageTree } from '../layers/image-tree.ts';
@@ -118,11 +119,17 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   // Where the files come from: the flattened layers (native writer), or the extracted tree.
   let layered: (ImageTree & { close(): Promise<void> }) | undefined;
   let rootfs: ImageRootfs | undefined;
+  // Until OUT is written, the only local writes go to the cache (blobs, layer spools, the tree).
+  const cacheFailure = (e: unknown) => cacheIoError(e, ctx.cache.root);
   if (fromLayers) {
-    layered = await openImageTree(ctx, opts.image, { warnings: opts.warnings, spool: true });
+    layered = await openImageTree(ctx, opts.image, { warnings: opts.warnings, spool: true }).catch((e: unknown) => {
+      throw cacheFailure(e);
+    });
     phase(layered.fromIndex ? 'tree index found' : 'layers scanned');
   } else {
-    rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true);
+    rootfs = await imageRootfs(ctx, opts.image, opts.warnings, true).catch((e: unknown) => {
+      throw cacheFailure(e);
+    });
     phase(rootfs.extracted ? 'image extracted' : 'cached tree found');
   }
   opts.warnings.flush();
@@ -132,7 +139,10 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     throw new ImgxError('IMGX_UNSUPPORTED', `to-disk makes x86-64 disks; ${opts.image} is ${arch} (choose another with --platform linux/amd64)`);
   }
 
-  const work = await mkdtemp(join(ctx.cache.root, 'imgx-disk-'));
+  const work = await mkdtemp(join(ctx.cache.root, 'imgx-disk-')).catch(async (e: unknown) => {
+    await layered?.close().catch(() => {});
+    throw cacheFailure(e);
+  });
   // A file is written beside OUT and renamed when complete; a device is written in place.
   const partial = device ? device.path : join(dirname(opts.out), `.${basename(opts.out)}.imgx-partial-${randomBytes(4).toString('hex')}`);
   const raw = opts.format === 'raw' ? partial : `${partial}.raw`;
@@ -287,7 +297,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     if (fd !== undefined) await closeP(fd).catch(() => {});
     await discard();
     // A tool stopped by the interruption failed because of it: say that, not the tool's complaint.
-    throw interrupted ? new ImgxError('IMGX_INTERRUPTED', 'interrupted') : e;
+    throw interrupted ? new ImgxError('IMGX_INTERRUPTED', 'interrupted') : outputIoError(e, opts.out, [partial, raw], ctx.cache.root);
   } finally {
     await layered?.close().catch(() => {});
     unhook();
@@ -296,6 +306,24 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
   }
 }
 
+/**
+ * A local write failure while the disk was made, as IMGX_IO: "cannot write OUT: no space left on
+ * device (ENOSPC)" for the image itself (its writes name no path, or the partial file's), the
+ * cache's message for its work directory, and a host tool that failed for want of space (its own
+ * words quoted). Anything else is returned as it is.
+ */
+function outputIoError(e: unknown, out: string, partials: string[], cacheRoot: string): unknown {
+  if (isImgxError(e)) {
+    if (e.code === 'IMGX_TOOL_FAILED' && /no space left on device|disk quota exceeded|read-only file system|input\/output error/i.test(e.message)) {
+      return new ImgxError('IMGX_IO', e.message, { cause: e });
+    }
+    return e;
+  }
+  const sys = unmaskMkdirError(e);
+  if (!isSystemError(sys)) return e;
+  if (sys.path === undefined ? sys.syscall !== 'read' : partials.includes(sys.path)) return ioError(sys, `cannot write ${out}`);
+  return cacheIoError(sys, cacheRoot);
+}
 
 /** For messages: "1.2 GiB". */
 export function sizeText(bytes: number): string {

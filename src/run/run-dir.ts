@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ImgxError } from '../errors.ts';
+import { ioError } from '../io-errors.ts';
 import { RUN_LOWER_FILE } from '../image/cache-gc.ts';
 import { removeTree } from '../export/remove-tree.ts';
 import type { NetworkMode } from './runtime-spec.ts';
@@ -53,7 +54,11 @@ async function hostFile(path: string): Promise<string> {
 
 export async function createRunDir(cacheRoot: string, opts: RunDirOptions): Promise<RunDir> {
   const path = join(runsRoot(cacheRoot), opts.id);
-  await mkdir(path, { recursive: true, mode: 0o700 });
+  // A full or read-only cache: IMGX_IO naming the run directory, and nothing of it left.
+  const cannotWrite = (e: unknown) => ioError(e, `cannot write the run directory ${path}`);
+  await mkdir(path, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+    throw cannotWrite(e);
+  });
   const remove = () => removeRunTree(path);
   try {
     // `imgx cache prune` spares the cached tree a run stands on.
@@ -79,7 +84,7 @@ export async function createRunDir(cacheRoot: string, opts: RunDirOptions): Prom
     return { id: opts.id, path, rootfs, etcFiles, remove };
   } catch (e) {
     await remove().catch(() => {});
-    throw e;
+    throw cannotWrite(e);
   }
 }
 

@@ -6,7 +6,8 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { ImgxError, UsageError, isImgxError } from '../../errors.ts';
+import { ImgxError, UsageError } from '../../errors.ts';
+import { ioError } from '../../io-errors.ts';
 import { onInterrupt } from '../../export/interrupt.ts';
 import { exportTar } from '../../export/tar-export.ts';
 import { emitTree } from '../../layers/emit.ts';
@@ -45,6 +46,8 @@ async function toStream(entries: AsyncIterable<FlatEntry>): Promise<void> {
     await exportTar(entries, process.stdout, { end: false });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new ImgxError('IMGX_IO', 'stdout was closed before the archive was complete');
+    // e.g. stdout redirected to a file on a full disk: what was written there cannot be taken back.
+    if ((e as NodeJS.ErrnoException).syscall === 'write') throw ioError(e, 'cannot write the archive to stdout');
     throw e;
   }
 }
@@ -57,9 +60,9 @@ async function toFile(entries: AsyncIterable<FlatEntry>, target: string): Promis
     await exportTar(entries, createWriteStream(tmp, { flags: 'wx', mode: 0o644, flush: true, highWaterMark: 1 << 20 }));
     await rename(tmp, target);
   } catch (e) {
+    // Nothing partial stays (removal works on a full disk; should it fail, this error is still the one).
     await rm(tmp, { force: true }).catch(() => {});
-    if (isImgxError(e) || (e as NodeJS.ErrnoException).syscall === undefined) throw e;
-    throw new ImgxError('IMGX_IO', `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+    throw ioError(e, `cannot write ${target}`);
   } finally {
     unhook();
   }

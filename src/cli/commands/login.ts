@@ -1,6 +1,7 @@
 // imgx login / logout: credentials in the Docker config file (or its credential helper).
 import type { CommandModule } from 'yargs';
-import { UsageError } from '../../errors.ts';
+import { UsageError, isImgxError } from '../../errors.ts';
+import { ioError, isSystemError } from '../../io-errors.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
 
 interface LoginArgs extends GlobalArgs {
@@ -16,6 +17,19 @@ export function registryHost(s: string): string {
   if (!host) throw new UsageError(`invalid registry ${JSON.stringify(s)}`);
   if (host === 'index.docker.io' || host === 'registry-1.docker.io') return 'docker.io';
   return host;
+}
+
+/**
+ * The Docker config could not be written for a local reason (a full disk, a read-only or
+ * unwritable home …): IMGX_IO (exit 11), not a credentials problem. The file is written atomically
+ * (docker-config.ts): the old one is intact and no temporary file is left.
+ */
+export function configWriteError(e: unknown, path: string): unknown {
+  if (isImgxError(e)) {
+    if (e.code === 'IMGX_CREDENTIALS' && e.message.startsWith('cannot write ') && isSystemError(e.cause)) return ioError(e.cause, `cannot write ${path}`);
+    return e;
+  }
+  return ioError(e, `cannot write ${path}`);
 }
 
 async function readStdin(): Promise<string> {
@@ -44,8 +58,11 @@ export const loginCommand: CommandModule<GlobalArgs, LoginArgs> = {
     // The registry stack is loaded only by the commands that talk to a registry.
     const { checkLogin } = await import('../../registry/registry-source.ts');
     const { storeCredentials } = await import('../../registry/credentials.ts');
+    const { dockerConfigPath } = await import('../../registry/docker-config.ts');
     await checkLogin(host, argv.username, password, ctx.registry);
-    const where = await storeCredentials(host, argv.username, password, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {});
+    const where = await storeCredentials(host, argv.username, password, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {}).catch((e: unknown) => {
+      throw configWriteError(e, dockerConfigPath(ctx.registry.dockerConfig));
+    });
     if (!ctx.quiet) ctx.out(`Login succeeded for ${host}${where ? ` (stored in ${where})` : ''}`);
   },
 };
@@ -62,7 +79,10 @@ export const logoutCommand: CommandModule<GlobalArgs, LogoutArgs> = {
     const ctx = makeContext(argv);
     const host = registryHost(argv.registry);
     const { eraseCredentials } = await import('../../registry/credentials.ts');
-    const removed = await eraseCredentials(host, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {});
+    const { dockerConfigPath } = await import('../../registry/docker-config.ts');
+    const removed = await eraseCredentials(host, ctx.registry.dockerConfig ? { dockerConfig: ctx.registry.dockerConfig } : {}).catch((e: unknown) => {
+      throw configWriteError(e, dockerConfigPath(ctx.registry.dockerConfig));
+    });
     if (!ctx.quiet) ctx.out(removed ? `Removed credentials for ${host}` : `No credentials stored for ${host}`);
   },
 };

@@ -2,6 +2,7 @@
 // container's exit status becomes imgx's. Options follow `docker run` (declared in run-options.ts).
 import type { Argv, CommandModule, Options } from 'yargs';
 import { UsageError } from '../../errors.ts';
+import { cacheIoError } from '../../io-errors.ts';
 import type { PullPolicy } from '../../image/caching-source.ts';
 import type { RuntimeName } from '../../run/runtime-choice.ts';
 import { Warnings } from '../../warnings.ts';
@@ -57,6 +58,8 @@ export async function runHandler(argv: RunArgs, words: string[] | undefined): Pr
   const warnings = new Warnings({ strict: ctx.strict, sink: ctx.warn });
   const volumes = await Promise.all((strings(argv.volume) ?? []).map((v) => parseVolume(v)));
   const env = strings(argv.env);
+  // What a run writes goes to the cache (the image's tree, layer spools, the run directory): a
+  // full or read-only one is IMGX_IO naming it (the paths that name themselves are mapped already).
   const result = await runImage(ctx, {
     image: argv.image,
     ...(words && words.length ? { command: words } : {}),
@@ -74,6 +77,8 @@ export async function runHandler(argv: RunArgs, words: string[] | undefined): Pr
     keep: argv.keep === true,
     warnings,
     notice: (m) => process.stderr.write(`imgx: ${m}\n`),
+  }).catch((e: unknown) => {
+    throw cacheIoError(e, ctx.cache.root);
   });
   if (ctx.debug) process.stderr.write(`debug: run ${result.id} (${result.runtime}) exited with status ${result.status}\n`);
   process.exitCode = result.status;
