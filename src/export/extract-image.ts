@@ -98,13 +98,13 @@ export async function extractImage(ctx: CliContext, image: string, dest: string,
  */
 function destWrites(stage: ContentStage, cannotWrite: (e: unknown) => unknown): ContentSink {
   return {
-    async file(layer, offset, entry, readBody) {
+    async file(layer, offset, entry, readData) {
       let readError: { error: unknown } | undefined;
       try {
         await stage.file(layer, offset, entry, (sink) =>
-          readBody((chunk) => {
+          readData((chunk, at) => {
             try {
-              sink(chunk);
+              sink(chunk, at);
             } catch (e) {
               throw cannotWrite(e);
             }
