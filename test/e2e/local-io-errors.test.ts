@@ -1,22 +1,23 @@
-// Issue 16, local I/O: a full disk (ENOSPC) or a read-only filesystem (EROFS) under DEST, an
-// output file, the cache or the Docker config is exit 11 with one line on stderr that names what
-// could not be written and why, never exit 1 ("internal error"); staging directories, staged
-// contents, temporary files and partial outputs are removed, what was there before stays, and the
-// cache stays usable (a second run with room succeeds). Real filesystems: small tmpfs mounts (root
-// only), images built in the test as an oci: layout (and pushed to a loopback registry for the
-// paths that pull). EIO and EDQUOT cannot be made here: test/unit/io-errors.test.ts covers them.
+// Issue 16, local I/O: a full disk (ENOSPC), a read-only filesystem (EROFS) or a directory imgx may
+// not write (EACCES, as an unprivileged user) under DEST, an output file, the cache or the Docker
+// config is exit 11 with one line on stderr that names what could not be written and why, never
+// exit 1 ("internal error"); staging directories, staged contents, temporary files and partial
+// outputs are removed, what was there before stays, and the cache stays usable (a second run with
+// room succeeds). Real filesystems: small tmpfs mounts (root only), images built in the test as an
+// oci: layout (and pushed to a loopback registry for the paths that pull). EIO and EDQUOT cannot
+// be made here: test/unit/io-errors.test.ts covers them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EXIT_STATUS } from '../../src/cli/exit-codes.ts';
 import { requireRoot, requireTools } from '../helpers/tools.ts';
 
 const IO = EXIT_STATUS.IMGX_IO;
 
-if (requireRoot(test) && requireTools(test, ['mount', 'umount', 'docker-registry', 'htpasswd', 'grub-mkimage', 'runc'])) {
+if (requireRoot(test) && requireTools(test, ['mount', 'umount', 'docker-registry', 'htpasswd', 'grub-mkimage', 'runc', 'setpriv'])) {
   const { runImgx } = await import('../helpers/imgx.ts');
   const { tempDir } = await import('../helpers/tempdir.ts');
   const { writeOciLayout } = await import('../fixtures/oci-layout.ts');
@@ -248,6 +249,27 @@ if (requireRoot(test) && requireTools(test, ['mount', 'umount', 'docker-registry
       assert.equal(walk(mnt), []);
       assert.equal(leftovers(cache), []);
     });
+  });
+
+  // ---- permissions --------------------------------------------------------------------------------
+
+  test('EACCES as an unprivileged user: a DEST or a cache where it may not write is exit 11 and one line, and leaves nothing', async () => {
+    const { runImgxAs } = await import('../helpers/imgx.ts');
+    const id = (flag: string) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim());
+    const nobody = { uid: id('-u'), gid: id('-g') };
+    chmodSync(layout, 0o755);
+    const home = tempDir('imgx-io-home-');
+    chownSync(home, nobody.uid, nobody.gid);
+    // root's, 0755: nobody may read it, not write in it.
+    const locked = tempDir('imgx-io-locked-');
+    chmodSync(locked, 0o755);
+    const dest = join(locked, 'rootfs');
+    const r = await runImgxAs(nobody, home, 120_000, ['extract', image, dest]);
+    failsWithOneLine(r, new RegExp(`^imgx: cannot write ${esc(dest)}: permission denied \\(EACCES\\)$`));
+    const cache = join(locked, 'cache');
+    const p = await runImgxAs(nobody, home, 120_000, ['pull', image, '--cache-dir', cache]);
+    failsWithOneLine(p, new RegExp(`^imgx: cannot write to the cache ${esc(cache)}: permission denied \\(EACCES\\)$`));
+    assert.equal(readdirSync(locked), []);
   });
 
   // ---- a read-only filesystem -------------------------------------------------------------------
