@@ -1,8 +1,12 @@
 // How big the root filesystem must be, computed from the tree: ext4 blocks of every file (hardlinks
 // once), directory blocks, long symlinks, inode tables, the journal mke2fs will make, group
 // metadata and the 5 % reserved for root. `--size auto` adds headroom on top; an explicit size below
-// the minimum is refused before anything is written.
+// the minimum is refused before anything is written. A sparse file counts the blocks its data takes
+// (and its extent tree), never its holes: a 60 GB file with a few KB of data is a few blocks.
+import { dataRuns, runBlocks, storedBytes } from './ext4/data-blocks.ts';
+import { treeBlocksFor } from './ext4/format.ts';
 import { treeEntries, type SourcedEntry } from './ext4/tree-source.ts';
+import { nameByteLength } from '../util/raw-name.ts';
 import type { ExtraEntry } from './rootfs-builder.ts';
 import { EXT4_BLOCK_SIZE, EXT4_INODE_SIZE } from './mke2fs-builder.ts';
 
@@ -15,7 +19,7 @@ export interface TreeUsage {
   inodes: number;
   /** 4 KiB blocks the contents take (files, directories, long symlinks). */
   blocks: number;
-  /** Bytes of file content (for messages). */
+  /** Bytes of file content (for messages): a sparse file's data, not its holes. */
   bytes: number;
 }
 
@@ -35,15 +39,20 @@ export function usageOfEntries(entries: Map<string, SourcedEntry>): TreeUsage {
     if (path === '.') continue;
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '.' : path.slice(0, slash);
-    dirBytes.set(parent, (dirBytes.get(parent) ?? 24) + 8 + Math.ceil(Buffer.byteLength(path.slice(slash + 1)) / 4) * 4);
+    dirBytes.set(parent, (dirBytes.get(parent) ?? 24) + 8 + Math.ceil(nameByteLength(path.slice(slash + 1)) / 4) * 4);
     if (entry.type === 'hardlink') continue;
     usage.inodes++;
     if (entry.type === 'directory') dirBytes.set(path, dirBytes.get(path) ?? 24);
-    else if (entry.type === 'file') {
+    else if (entry.type === 'file' && entry.sparse) {
+      // The blocks the writer allocates (data-blocks.ts), and the extent tree of a fragmented map.
+      const runs = dataRuns(entry.size, entry.sparse);
+      usage.bytes += storedBytes(entry.size, entry.sparse);
+      usage.blocks += runBlocks(runs) + treeBlocksFor(runs.length);
+    } else if (entry.type === 'file') {
       usage.bytes += entry.size;
       // Extent tree blocks for very fragmented large files are left to the metadata margin.
       usage.blocks += blocksOf(entry.size);
-    } else if (entry.type === 'symlink' && Buffer.byteLength(entry.linkname ?? '') > FAST_SYMLINK_MAX) usage.blocks += 1;
+    } else if (entry.type === 'symlink' && nameByteLength(entry.linkname ?? '') > FAST_SYMLINK_MAX) usage.blocks += 1;
   }
   for (const b of dirBytes.values()) usage.blocks += Math.max(1, blocksOf(b));
   return usage;

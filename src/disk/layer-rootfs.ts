@@ -1,11 +1,14 @@
 // The root filesystem straight from the layers: the flattened tree's entries (with to-disk's extras
 // merged in) plan the native ext4 writer, then the flatten stage's second pass streams each file's
 // content from its layer to its blocks in the image. No tree is extracted and nothing is read back,
-// and owners come from the tar headers, so this needs no root.
+// and owners come from the tar headers, so this needs no root. A sparse file's stored data goes to
+// the blocks its map gives; its holes take no block (and no room in the size estimate).
 import type { FlatTree } from '../layers/flat-tree.ts';
 import { emitTree } from '../layers/emit.ts';
-import { expandSparse } from '../layers/sparse.ts';
+import type { SparseSegment } from '../layers/sparse.ts';
 import type { LayerReader } from '../layers/layer-reader.ts';
+import { printableName } from '../util/raw-name.ts';
+import type { Warnings } from '../warnings.ts';
 import { applyExtras, type SourcedEntry } from './ext4/tree-source.ts';
 import { Ext4Writer, type Ext4Entry } from './ext4/writer.ts';
 import type { ExtraEntry } from './rootfs-builder.ts';
@@ -28,7 +31,7 @@ export function layerEntries(tree: FlatTree): LayerEntries {
     for (const p of g.slice(1)) primaryOf.set(p, g[0]!);
   }
   for (const node of tree.list()) {
-    const { path, type, mode, uid, gid, mtime, size, xattrs, linkname, devmajor, devminor } = node;
+    const { path, type, mode, uid, gid, mtime, size, xattrs, linkname, devmajor, devminor, sparse } = node;
     const primary = primaryOf.get(path);
     if (primary !== undefined) {
       entries.set(path, { entry: { path, type: 'hardlink', mode, uid, gid, mtime, size: 0, linkname: primary, xattrs: new Map() } });
@@ -39,6 +42,7 @@ export function layerEntries(tree: FlatTree): LayerEntries {
     if (linkname !== undefined) entry.linkname = linkname;
     if (devmajor !== undefined) entry.devmajor = devmajor;
     if (devminor !== undefined) entry.devminor = devminor;
+    if (type === 'file' && sparse !== undefined) entry.sparse = sparse;
     entries.set(path, { entry });
   }
   return { entries, groups };
@@ -56,7 +60,12 @@ export interface LayerRootFsRequest {
   label: string;
   inodes: number;
   signal?: AbortSignal;
+  /** Where what ext4 leaves out is said (xattrs in no namespace it has, symlinks without a target). */
+  warnings?: Warnings;
 }
+
+const sameMap = (a: readonly SparseSegment[] | undefined, b: readonly SparseSegment[] | undefined) =>
+  a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((s, i) => s.offset === b[i]!.offset && s.size === b[i]!.size));
 
 /** Plans the filesystem from the entries and extras, streams the contents in, writes the metadata. */
 export async function writeLayerRootFs(req: LayerRootFsRequest): Promise<void> {
@@ -65,6 +74,7 @@ export async function writeLayerRootFs(req: LayerRootFsRequest): Promise<void> {
   applyExtras(entries, req.extras, time);
   const w = await Ext4Writer.open(req.image, req.offset, req.size, [...entries.values()].map((e) => e.entry), { uuid: req.uuid, label: req.label, inodes: req.inodes, time });
   try {
+    for (const note of w.notes) req.warnings?.warn(note.code, note.message);
     // An inode's content goes under any of its names still planned: an extra may have replaced the first.
     const plannedName = (path: string) =>
       (req.planned.groups.get(path) ?? [path]).find((p) => {
@@ -75,7 +85,11 @@ export async function writeLayerRootFs(req: LayerRootFsRequest): Promise<void> {
       if (e.type !== 'file' || !e.body) continue;
       const name = plannedName(e.path);
       // Replaced by an extra: the flatten stage drains the body when the next entry is asked for.
-      if (name !== undefined) await w.writeFile(name, e.sparse ? expandSparse(e.body, e.sparse, e.size) : e.body);
+      if (name === undefined) continue;
+      // The body of a sparse file is its stored data, which the writer places by the planned map.
+      const planned = w.tree.byPath.get(name)?.entry;
+      if (!sameMap(e.sparse, planned?.sparse) || e.size !== planned?.size) throw new Error(`internal: /${printableName(e.path)} is emitted with another size or sparse map than the tree planned`);
+      await w.writeFile(name, e.body);
     }
     for (const [path, s] of entries) if (Buffer.isBuffer(s.source)) await w.writeFile(path, s.source);
     // Whatever is left is empty (a non-empty file without content is the writer's error).

@@ -3,8 +3,9 @@
 // bodies directly, so a later step can feed the flatten stage's output without extracting anything.
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { fsPath, printableName } from '../util/raw-name.ts';
 import { Ext4Writer, type Ext4Entry, type Ext4Options } from './ext4/writer.ts';
-import { applyExtras, treeEntries, type SourcedEntry } from './ext4/tree-source.ts';
+import { applyExtras, readStoredData, treeEntries, type SourcedEntry } from './ext4/tree-source.ts';
 import type { RootFsBuilder, RootFsRequest } from './rootfs-builder.ts';
 
 export { Ext4Writer, ext4MinimumBytes, type Ext4Entry, type Ext4Options } from './ext4/writer.ts';
@@ -15,8 +16,9 @@ const READ_AHEAD = 16;
 
 /**
  * Builds the filesystem at `offset` (`size` bytes) of `image` from entries whose contents come
- * from `content(path)`: bytes, a host file to read, or a stream (called once or twice per file
- * inode, in entry order).
+ * from `content(path)`: bytes, a host file to read (a name in decodeName form), or a stream (called
+ * once or twice per file inode, in entry order). For a sparse entry, bytes and streams are its
+ * stored data; a host file is read at its segments only.
  */
 export async function buildExt4(
   image: string,
@@ -25,8 +27,10 @@ export async function buildExt4(
   entries: Iterable<Ext4Entry>,
   content: (path: string) => string | Buffer | AsyncIterable<Uint8Array> | undefined,
   opts: Ext4Options = {},
+  notes?: string[],
 ): Promise<void> {
   const w = await Ext4Writer.open(image, offset, size, entries, opts);
+  notes?.push(...w.notes.map((n) => n.message));
   try {
     // Small host files are read ahead (a few at once: each read is a round trip through the thread
     // pool) while earlier ones are written; large ones stream at their turn.
@@ -36,8 +40,9 @@ export async function buildExt4(
     const fill = (i: number) => {
       for (; next < paths.length && next < i + READ_AHEAD; next++) {
         const src = content(paths[next]!);
-        if (typeof src === 'string' && w.tree.byPath.get(paths[next]!)!.entry.size < SMALL) {
-          const p = readFile(src);
+        const e = w.tree.byPath.get(paths[next]!)!.entry;
+        if (typeof src === 'string' && e.size < SMALL && !e.sparse) {
+          const p = readFile(fsPath(src));
           p.catch(() => {}); // awaited at its turn
           ahead.set(next, p);
         }
@@ -54,11 +59,13 @@ export async function buildExt4(
       }
       const src = content(path);
       if (src === undefined) {
-        if (node.entry.size === 0) continue;
-        throw new Error(`ext4: no content for ${path}`);
+        if (node.dataBlocks === 0) continue;
+        throw new Error(`ext4: no content for ${printableName(path)}`);
       }
-      if (typeof src === 'string') await w.writeFile(path, node.entry.size < SMALL ? await readFile(src) : createReadStream(src, { highWaterMark: SMALL }));
-      else await w.writeFile(path, src);
+      if (typeof src === 'string') {
+        const { size: bytes, sparse } = node.entry;
+        await w.writeFile(path, sparse ? readStoredData(src, sparse) : bytes < SMALL ? await readFile(fsPath(src)) : createReadStream(fsPath(src), { highWaterMark: SMALL }));
+      } else await w.writeFile(path, src);
     }
   } catch (e) {
     await w.abort();
@@ -69,7 +76,7 @@ export async function buildExt4(
 
 export class NativeExt4Builder implements RootFsBuilder {
   readonly name = 'native';
-  /** What the walk left out (sockets; xattrs without getfattr). */
+  /** What the walk and the writer left out (sockets; xattrs without getfattr or in no ext4 namespace; symlinks without a target). */
   notes: string[] = [];
 
   async build(req: RootFsRequest): Promise<void> {
@@ -79,6 +86,6 @@ export class NativeExt4Builder implements RootFsBuilder {
     applyExtras(entries, req.extras, time);
     const sources = new Map<string, SourcedEntry['source']>();
     for (const [p, s] of entries) if (s.source !== undefined) sources.set(p, s.source);
-    await buildExt4(req.image, req.offset, req.size, [...entries.values()].map((s) => s.entry), (p) => sources.get(p), { uuid: req.uuid, label: req.label, inodes: req.inodes, time });
+    await buildExt4(req.image, req.offset, req.size, [...entries.values()].map((s) => s.entry), (p) => sources.get(p), { uuid: req.uuid, label: req.label, inodes: req.inodes, time }, this.notes);
   }
 }

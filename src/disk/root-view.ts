@@ -10,6 +10,7 @@ import { lookup } from '../export/browse.ts';
 import type { FlatTree } from '../layers/flat-tree.ts';
 import type { LayerReader } from '../layers/layer-reader.ts';
 import { readFileInRoot, resolveInRoot } from '../run/root-path.ts';
+import { decodeName, fsPath } from '../util/raw-name.ts';
 
 export interface ViewStat {
   type: 'file' | 'directory' | 'symlink' | 'other';
@@ -59,13 +60,14 @@ export function dirRootView(root: string): RootView {
     },
     async lstat(path) {
       const h = await host(path);
-      const st = h === undefined ? undefined : await lstat(h).catch(() => undefined);
+      const st = h === undefined ? undefined : await lstat(fsPath(h)).catch(() => undefined);
       if (!st) return undefined;
       return statOf(st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other', st.mode, st.uid, st.gid);
     },
     async readdir(path) {
       const h = await resolveInRoot(root, path);
-      return h === undefined ? [] : readdir(h).catch(() => [] as string[]);
+      // Names as their bytes decode (raw-name.ts), never with replacement characters.
+      return h === undefined ? [] : readdir(fsPath(h), { encoding: 'buffer' }).then((names) => names.map((b) => decodeName(b)), () => [] as string[]);
     },
     readFile: (path) => readFileInRoot(root, path),
   };

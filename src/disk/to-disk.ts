@@ -258,7 +258,7 @@ export async function toDisk(ctx: CliContext, opts: ToDiskOptions): Promise<ToDi
     // The native writer is opt-in until it is fed from the flatten stage (see docs/BENCHMARKS.md).
     const inodes = inodesFor(usage, fsBytes);
     if (layered && planned) {
-      await writeLayerRootFs({ image: raw, offset: root.offset, size: fsBytes, tree: layered.tree, layers: layered.layers, planned, extras, uuid: rootUuid, label: 'root', inodes });
+      await writeLayerRootFs({ image: raw, offset: root.offset, size: fsBytes, tree: layered.tree, layers: layered.layers, planned, extras, uuid: rootUuid, label: 'root', inodes, warnings: opts.warnings });
       phase('root filesystem built (native, from the layers)');
     } else {
       // After provisioning the files are a directory: the native writer reads it like mke2fs -d would.

@@ -13,8 +13,8 @@ export const JOURNAL_INO = 8;
 export const LPF_INO = 11;
 /** The longest initialized extent. */
 export const MAX_EXTENT_LEN = 32768;
-/** Extents in one leaf block: (4096 - 12) / 12. */
-export const EXTENTS_PER_BLOCK = (BLOCK_SIZE - 12) / 12;
+/** Entries in one extent tree block (extents in a leaf, or index entries): (4096 - 12) / 12. */
+export const EXTENTS_PER_BLOCK = Math.floor((BLOCK_SIZE - 12) / 12);
 
 export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;
@@ -149,45 +149,98 @@ function extentEntry(buf: Buffer, off: number, e: Extent): void {
   buf.writeUInt32LE(e.start % 2 ** 32, off + 8);
 }
 
-/** i_block (60 bytes) of an extent-mapped inode, and the leaf blocks it points to (depth 1). */
-export function extentTree(extents: Extent[], leaves: number[]): { iblock: Buffer; leafBlocks: Buffer[] } {
+/** A node of an extent tree as its parent points to it: its first logical block and where it is. */
+interface TreeNode {
+  logical: number;
+  block: number;
+}
+
+/**
+ * i_block (60 bytes) of an extent-mapped inode, and the blocks of its tree when the extents do not
+ * fit in the inode: leaves of up to 340 extents first, then index levels (each entry naming a
+ * block of the level below), until the inode's four slots hold the top level. `blocks` are the
+ * tree's block numbers, as many as treeBlocksFor(extents.length), used in that order.
+ */
+export function extentTree(extents: Extent[], blocks: number[]): { iblock: Buffer; treeBlocks: Buffer[] } {
   const iblock = Buffer.alloc(60);
-  if (leaves.length === 0) {
-    if (extents.length > 4) throw new Error('more than 4 extents need leaf blocks');
+  if (blocks.length !== treeBlocksFor(extents.length)) throw new Error(`internal: ${extents.length} extents need ${treeBlocksFor(extents.length)} tree blocks, got ${blocks.length}`);
+  if (blocks.length === 0) {
     extentHeader(iblock, 0, extents.length, 4, 0);
     extents.forEach((e, i) => extentEntry(iblock, 12 + 12 * i, e));
-    return { iblock, leafBlocks: [] };
+    return { iblock, treeBlocks: [] };
   }
-  if (leaves.length > 4) throw new Error('too many extents for a depth-1 tree');
-  extentHeader(iblock, 0, leaves.length, 4, 1);
-  const leafBlocks: Buffer[] = [];
-  for (const [i, leaf] of leaves.entries()) {
-    const part = extents.slice(i * EXTENTS_PER_BLOCK, (i + 1) * EXTENTS_PER_BLOCK);
+  const treeBlocks: Buffer[] = [];
+  let next = 0;
+  let level: TreeNode[] = [];
+  for (let i = 0; i < extents.length; i += EXTENTS_PER_BLOCK) {
     const b = Buffer.alloc(BLOCK_SIZE);
+    const part = extents.slice(i, i + EXTENTS_PER_BLOCK);
     extentHeader(b, 0, part.length, EXTENTS_PER_BLOCK, 0);
     part.forEach((e, j) => extentEntry(b, 12 + 12 * j, e));
-    leafBlocks.push(b);
-    const off = 12 + 12 * i;
-    iblock.writeUInt32LE(part[0]!.logical, off);
-    iblock.writeUInt32LE(leaf % 2 ** 32, off + 4);
-    iblock.writeUInt16LE(Math.floor(leaf / 2 ** 32), off + 8);
+    treeBlocks.push(b);
+    level.push({ logical: part[0]!.logical, block: blocks[next++]! });
   }
-  return { iblock, leafBlocks };
+  let depth = 0;
+  while (level.length > 4) {
+    depth++;
+    const up: TreeNode[] = [];
+    for (let i = 0; i < level.length; i += EXTENTS_PER_BLOCK) {
+      const b = Buffer.alloc(BLOCK_SIZE);
+      const part = level.slice(i, i + EXTENTS_PER_BLOCK);
+      extentHeader(b, 0, part.length, EXTENTS_PER_BLOCK, depth);
+      part.forEach((x, j) => indexEntry(b, 12 + 12 * j, x));
+      treeBlocks.push(b);
+      up.push({ logical: part[0]!.logical, block: blocks[next++]! });
+    }
+    level = up;
+  }
+  if (depth + 1 > 5) throw new Error('internal: an extent tree deeper than ext4 allows');
+  extentHeader(iblock, 0, level.length, 4, depth + 1);
+  level.forEach((x, i) => indexEntry(iblock, 12 + 12 * i, x));
+  return { iblock, treeBlocks };
 }
 
-/** Leaf blocks needed for `n` extents (0 when they fit in the inode). */
-export function leavesFor(n: number): number {
-  return n <= 4 ? 0 : Math.ceil(n / EXTENTS_PER_BLOCK);
+function indexEntry(buf: Buffer, off: number, x: TreeNode): void {
+  buf.writeUInt32LE(x.logical, off);
+  buf.writeUInt32LE(x.block % 2 ** 32, off + 4);
+  buf.writeUInt16LE(Math.floor(x.block / 2 ** 32), off + 8);
 }
 
-/** Seconds (possibly fractional, possibly negative) → [low 32 bits, extra field: nsec << 2 | epoch]. */
+/** Blocks of the extent tree (leaves and index nodes) for `n` extents: 0 when they fit in the inode. */
+export function treeBlocksFor(n: number): number {
+  if (n <= 4) return 0;
+  let total = 0;
+  let level = n;
+  do {
+    level = Math.ceil(level / EXTENTS_PER_BLOCK);
+    total += level;
+  } while (level > 4);
+  return total;
+}
+
+/** The seconds ext4 can keep with extra_isize: a signed 32-bit value plus two epoch bits (1901-12-13 … 2446-05-10). */
+export const MIN_TIME = -(2 ** 31);
+export const MAX_TIME = 2 ** 34 - 2 ** 31 - 1;
+
+/**
+ * Seconds (possibly fractional, possibly negative) → [low 32 bits, extra field: nsec << 2 | epoch].
+ * Times ext4 cannot hold are clamped to its first or last second (not a number: the epoch).
+ */
 export function timeFields(mtime: number, nsec?: number): [number, number] {
-  const sec = Math.floor(mtime);
-  let ns = nsec ?? Math.round((mtime - sec) * 1e9);
-  if (ns > 999_999_999) ns = 999_999_999;
+  let sec = Number.isFinite(mtime) ? Math.floor(mtime) : 0;
+  let ns = nsec ?? (Number.isFinite(mtime) ? Math.round((mtime - sec) * 1e9) : 0);
+  if (!(ns <= 999_999_999)) ns = ns > 0 ? 999_999_999 : 0;
   if (ns < 0) ns = 0;
+  if (sec < MIN_TIME) {
+    sec = MIN_TIME;
+    ns = 0;
+  } else if (sec > MAX_TIME) {
+    sec = MAX_TIME;
+    ns = 999_999_999;
+  }
+  ns = Math.floor(ns);
   const lo = sec | 0; // as a signed 32-bit value
-  const epoch = (Math.round((sec - lo) / 2 ** 32) & 3) >>> 0;
+  const epoch = (sec - lo) / 2 ** 32; // 0 … 3
   return [lo >>> 0, ((ns << 2) | epoch) >>> 0];
 }
 
@@ -232,8 +285,15 @@ export function writeInode(buf: Buffer, off: number, f: InodeFields): void {
   buf.writeUInt32LE(extra, off + 0x94);
 }
 
-/** i_block of a device inode: the old encoding when both numbers fit a byte, else the new one (as Linux). */
-export function deviceIblock(major: number, minor: number): Buffer {
+/**
+ * i_block of a device inode: the old encoding when both numbers fit a byte, else the new one (as
+ * Linux). Numbers are taken as mknod(2) takes them from containerd (Go's uint32, then the kernel's
+ * 32-bit dev_t: a 12-bit major and a 20-bit minor), so any number a layer gives is stored.
+ */
+export function deviceIblock(anyMajor: number, anyMinor: number): Buffer {
+  const u32 = (n: number) => (Number.isFinite(n) ? Math.trunc(n) % 2 ** 32 : 0) >>> 0;
+  const major = u32(anyMajor) & 0xfff;
+  const minor = u32(anyMinor) & 0xfffff;
   const b = Buffer.alloc(60);
   if (major < 256 && minor < 256) b.writeUInt32LE((major << 8) | minor, 0);
   else b.writeUInt32LE(((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0, 4);

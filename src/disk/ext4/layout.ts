@@ -1,9 +1,14 @@
 // Planning an ext4 filesystem from the full list of entries: inode numbers, directory records,
 // xattr placement, and every block's place, before any content arrives. Allocation is linear (one
 // cursor through the groups' data areas, nothing is ever freed), so the used blocks and inodes of
-// each group follow from the cursor alone and no bitmap is held in memory.
+// each group follow from the cursor alone and no bitmap is held in memory. A sparse file gets
+// blocks only where its map has data (data-blocks.ts); its holes are gaps between its extents.
+// Names, symlink targets and xattr names are written with their bytes (raw-name.ts).
 import type { FsEntry } from '../../layers/fs-entry.ts';
+import { encodeName, nameByteLength, printableName } from '../../util/raw-name.ts';
 import { journalBlocks } from '../fs-size.ts';
+import { dataRuns, MAX_FILE_BYTES, runBlocks, type BlockRun } from './data-blocks.ts';
+import { Ext4LimitError } from './errors.ts';
 import {
   BLOCK_SIZE,
   BLOCKS_PER_GROUP,
@@ -13,18 +18,28 @@ import {
   hasSuper,
   INODE_SIZE,
   LPF_INO,
-  leavesFor,
   MAX_EXTENT_LEN,
   ROOT_INO,
+  treeBlocksFor,
   type DirRecord,
   type Extent,
 } from './format.ts';
 import { splitXattrs, xattrEntries, type XattrEntry } from './xattr.ts';
 
-/** An entry as the writer takes it: an FsEntry, optionally with exact nanoseconds for mtime. */
+/**
+ * An entry as the writer takes it: an FsEntry, optionally with exact nanoseconds for mtime. A
+ * regular file with `sparse` (FsEntry's map: segments in order, within `size`) gets blocks only for
+ * its data; its content is then given as the stored data alone (Ext4Writer.writeFile).
+ */
 export interface Ext4Entry extends FsEntry {
   /** Nanoseconds of mtime (overrides the fraction of `mtime`, which a double cannot hold exactly). */
   nsec?: number;
+}
+
+/** Something of an entry the filesystem leaves out, for the warn channel. */
+export interface Ext4Note {
+  code: 'IMGX_NO_XATTR' | 'IMGX_WARNING';
+  message: string;
 }
 
 export type NodeType = Exclude<FsEntry['type'], 'hardlink'>;
@@ -40,9 +55,12 @@ export interface Node {
   subdirs: number;
   /** Blocks of content (file data, directory blocks, a long symlink's block). */
   dataBlocks: number;
+  /** Regular files: the logical blocks that hold data (all of them unless the file is sparse). */
+  runs?: BlockRun[];
   minBlocks: number;
   extents: Extent[];
-  leaves: number[];
+  /** The extent tree's blocks (leaves, then index levels) when the extents do not fit in the inode. */
+  treeBlocks: number[];
   inline: XattrEntry[];
   blockXattrs: XattrEntry[];
   xattrBlock: number;
@@ -83,7 +101,7 @@ export class TooSmall extends Error {
 /** Groups, descriptors and inode table size for `blocks` 4 KiB blocks and at least `inodes` inodes. */
 export function geometry(requestedBlocks: number, inodes: number): Geometry {
   let blocks = requestedBlocks;
-  if (blocks >= 2 ** 32) throw new Error('filesystems of 16 TiB and more need the 64bit feature, which this writer does not make');
+  if (blocks >= 2 ** 32) throw new Ext4LimitError('filesystems of 16 TiB and more need the 64bit feature, which this writer does not make');
   for (;;) {
     const groups = Math.ceil(blocks / BLOCKS_PER_GROUP);
     let ipg = Math.ceil(Math.ceil(inodes / groups) / 16) * 16;
@@ -117,17 +135,27 @@ export class Tree {
   readonly byPath = new Map<string, Node>();
   /** Regular files in entry order (content allocation order). */
   readonly files: Node[] = [];
+  /** What was left out (xattrs ext4 has no namespace for, symlinks without a target). */
+  readonly notes: Ext4Note[] = [];
   private nextIno = LPF_INO + 1;
 
   constructor(entries: Iterable<Ext4Entry>, time: number) {
     const pending = new Map<string, Ext4Entry>();
+    /** Entries left out: their hardlinks go too. */
+    const left = new Set<string>();
     const links: Ext4Entry[] = [];
     const order: Ext4Entry[] = [];
     for (const e of entries) {
       if (e.path === '' || e.path.startsWith('/') || e.path.endsWith('/') || e.path.split('/').some((p) => p === '' || p === '..' || (p === '.' && e.path !== '.'))) {
-        throw new Error(`bad entry path: ${JSON.stringify(e.path)}`);
+        throw new Error(`bad entry path: ${JSON.stringify(printableName(e.path))}`);
       }
-      if (pending.has(e.path)) throw new Error(`duplicate entry: ${e.path}`);
+      if (pending.has(e.path)) throw new Error(`duplicate entry: ${printableName(e.path)}`);
+      // Linux has no symlink without a target (symlink(2) refuses ""): left out, as extract does.
+      if (e.type === 'symlink' && !e.linkname) {
+        this.notes.push({ code: 'IMGX_WARNING', message: `symlink /${printableName(e.path)} has an empty target; skipped` });
+        left.add(e.path);
+        continue;
+      }
       pending.set(e.path, e);
       if (e.type === 'hardlink') links.push(e);
       else order.push(e);
@@ -136,7 +164,7 @@ export class Tree {
     if (rootEntry && rootEntry.type !== 'directory') throw new Error('the root entry is not a directory');
     this.add(ROOT_INO, rootEntry ?? dirEntry('.', time), ROOT_INO);
     const lpf = pending.get('lost+found');
-    if (lpf && lpf.type !== 'directory') throw new Error('lost+found is not a directory');
+    if (lpf && lpf.type !== 'directory') throw new Ext4LimitError(`/lost+found is a ${lpf.type} in the image: ext4 keeps that name for its lost+found directory`);
     this.add(LPF_INO, lpf ?? { ...dirEntry('lost+found', time), mode: 0o700 }, ROOT_INO).minBlocks = 4;
     this.byPath.get('.')!.records!.push({ name: Buffer.from('lost+found'), ino: LPF_INO, type: FT.directory });
 
@@ -152,14 +180,19 @@ export class Tree {
     };
     for (const e of order) if (!this.byPath.has(e.path)) this.place(e, ensureDir);
     for (const e of links) {
-      let target = pending.get(e.linkname ?? '');
-      for (let hops = 0; target?.type === 'hardlink' && hops < 64; hops++) target = pending.get(target.linkname ?? '');
+      let name = e.linkname ?? '';
+      let target = pending.get(name);
+      for (let hops = 0; target?.type === 'hardlink' && hops < 64; hops++) target = pending.get((name = target.linkname ?? ''));
       const node = target && this.byPath.get(target.path);
-      if (!node) throw new Error(`hardlink ${e.path} → ${e.linkname}: no such entry`);
-      if (node.type === 'directory') throw new Error(`hardlink ${e.path} → ${e.linkname}: a directory`);
+      if (!node) {
+        // Another name of a symlink left out above.
+        if (target === undefined && left.has(name)) continue;
+        throw new Error(`hardlink ${printableName(e.path)} → ${printableName(e.linkname ?? '')}: no such entry`);
+      }
+      if (node.type === 'directory') throw new Error(`hardlink ${printableName(e.path)} → ${printableName(e.linkname ?? '')}: a directory`);
       const parent = ensureDir(dirname(e.path));
       node.links++;
-      if (node.links > 65000) throw new Error(`too many hardlinks to ${node.entry.path}`);
+      if (node.links > 65000) throw new Ext4LimitError(`more than 65,000 hardlinks to /${printableName(node.entry.path)}`);
       parent.records!.push({ name: nameOf(e.path), ino: node.ino, type: FT[node.type] });
       this.byPath.set(e.path, node);
     }
@@ -174,21 +207,33 @@ export class Tree {
 
   private add(ino: number, e: Ext4Entry, parentIno: number): Node {
     if (e.type === 'hardlink') throw new Error('internal: hardlink as an inode');
-    const all = xattrEntries(e.xattrs);
-    const { inline, block } = splitXattrs(all, BLOCK_SIZE);
-    const node: Node = { ino, type: e.type, entry: e, links: 1, subdirs: 0, dataBlocks: 0, minBlocks: 0, extents: [], leaves: [], inline, blockXattrs: block, xattrBlock: 0, written: false };
+    const where = `/${e.path === '.' ? '' : printableName(e.path)}`;
+    const skipped: string[] = [];
+    let inline: XattrEntry[];
+    let block: XattrEntry[];
+    try {
+      ({ inline, block } = splitXattrs(xattrEntries(e.xattrs, skipped), BLOCK_SIZE));
+    } catch (err) {
+      if (err instanceof Ext4LimitError) throw new Ext4LimitError(`${where}: ${err.message.replace(/^ext4: /, '')}`);
+      throw err;
+    }
+    for (const name of skipped) this.notes.push({ code: 'IMGX_NO_XATTR', message: `extended attribute ${printableName(name)} of ${where} left out: ext4 has no namespace for it` });
+    const node: Node = { ino, type: e.type, entry: e, links: 1, subdirs: 0, dataBlocks: 0, minBlocks: 0, extents: [], treeBlocks: [], inline, blockXattrs: block, xattrBlock: 0, written: false };
     if (e.type === 'directory') {
       node.records = [];
       node.parent = parentIno;
       node.links = 2;
       if (ino !== ROOT_INO) this.nodes[parentIno]!.subdirs++;
     } else if (e.type === 'file') {
-      if (!Number.isSafeInteger(e.size) || e.size < 0) throw new Error(`bad size for ${e.path}`);
-      node.dataBlocks = Math.ceil(e.size / BLOCK_SIZE);
+      if (!Number.isSafeInteger(e.size) || e.size < 0) throw new Error(`bad size for ${where}`);
+      if (e.size > MAX_FILE_BYTES) throw new Ext4LimitError(`${where} is ${e.size} bytes long: ext4 files end at 16 TiB`);
+      node.runs = dataRuns(e.size, e.sparse);
+      node.dataBlocks = runBlocks(node.runs);
       this.files.push(node);
     } else if (e.type === 'symlink') {
-      const len = Buffer.byteLength(e.linkname ?? '');
-      if (len === 0 || len >= BLOCK_SIZE) throw new Error(`symlink ${e.path}: target of ${len} bytes`);
+      const len = nameByteLength(e.linkname ?? '');
+      if (len === 0) throw new Error(`internal: symlink ${where} without a target`);
+      if (len >= BLOCK_SIZE) throw new Ext4LimitError(`symlink ${where}: a target of ${len} bytes (at most ${BLOCK_SIZE - 1})`);
       if (len >= 60) node.dataBlocks = 1;
     }
     this.nodes[ino] = node;
@@ -219,9 +264,10 @@ export class Tree {
   }
 }
 
+/** A directory entry's name: the bytes of the path's last component. */
 const nameOf = (path: string) => {
-  const name = Buffer.from(basename(path), 'utf8');
-  if (name.length > 255) throw new Error(`name too long: ${path}`);
+  const name = encodeName(basename(path));
+  if (name.length > 255) throw new Ext4LimitError(`a name longer than 255 bytes: /${printableName(path)}`);
   return name;
 };
 
@@ -235,7 +281,7 @@ export function dirRecordsFor(n: Node): DirRecord[] {
 export interface Allocation {
   geo: Geometry;
   journal: Extent[];
-  journalLeaves: number[];
+  journalTree: number[];
   /** Blocks used in each group's data area (from its start: allocation is linear). */
   usedData: number[];
   overflow: number;
@@ -247,13 +293,12 @@ export function allocate(tree: Tree, requestedBlocks: number, inodes: number, ma
   const usedData = new Array<number>(geo.groups).fill(0);
   let g = 0;
   let overflow = 0;
-  const take = (n: number): Extent[] => {
-    const out: Extent[] = [];
-    let logical = 0;
+  /** `n` blocks for logical blocks from `logical` on, as extents appended to `out`. */
+  const take = (n: number, logical: number, out: Extent[]): void => {
     while (n > 0) {
       if (g >= geo.groups) {
         overflow += n;
-        return out;
+        return;
       }
       const dataStart = g * BLOCKS_PER_GROUP + overhead(geo, g);
       const avail = groupBlocks(geo, g) - overhead(geo, g) - usedData[g]!;
@@ -267,24 +312,27 @@ export function allocate(tree: Tree, requestedBlocks: number, inodes: number, ma
       logical += len;
       n -= len;
     }
-    return out;
   };
-  const one = (): number => take(1)[0]?.start ?? 0;
-  const place = (blocks: number): { extents: Extent[]; leaves: number[] } => {
-    const extents = take(blocks);
-    const leaves: number[] = [];
-    const nl = leavesFor(extents.length);
-    if (nl > 4) throw new Error(`a file of ${blocks} blocks needs ${extents.length} extents: more than this writer's extent tree holds`);
-    for (let i = 0; i < nl; i++) leaves.push(one());
-    return { extents, leaves };
+  const one = (): number => {
+    const x: Extent[] = [];
+    take(1, 0, x);
+    return x[0]?.start ?? 0;
+  };
+  // Each run of logical blocks gets its own extents: the gaps between runs are the file's holes.
+  const place = (runs: readonly BlockRun[]): { extents: Extent[]; treeBlocks: number[] } => {
+    const extents: Extent[] = [];
+    for (const r of runs) take(r.len, r.logical, extents);
+    const treeBlocks: number[] = [];
+    for (let i = treeBlocksFor(extents.length); i > 0; i--) treeBlocks.push(one());
+    return { extents, treeBlocks };
   };
   const jblocks = journalBlocks(geo.blocks);
-  const journal = place(jblocks);
+  const journal = place([{ logical: 0, len: jblocks }]);
   for (const n of tree.withBlocks()) {
-    const p = place(n.dataBlocks);
+    const p = place(n.runs ?? [{ logical: 0, len: n.dataBlocks }]);
     n.extents = p.extents;
-    n.leaves = p.leaves;
+    n.treeBlocks = p.treeBlocks;
   }
   for (const n of tree.nodes) if (n && n.blockXattrs.length > 0) n.xattrBlock = one();
-  return { geo, journal: journal.extents, journalLeaves: journal.leaves, usedData, overflow };
+  return { geo, journal: journal.extents, journalTree: journal.treeBlocks, usedData, overflow };
 }

@@ -5,8 +5,15 @@
 //   const w = await Ext4Writer.open(image, offset, size, entries, { uuid });
 //   for (const f of w.pendingFiles()) await w.writeFile(f, stream);   // any order
 //   await w.finish();
+//
+// A sparse file (Ext4Entry.sparse) is planned with blocks only where its map has data and is
+// given its stored data alone (the segments' bytes one after the other, as the flatten stage emits
+// it): each piece goes to its block, the rest of a block it shares with a hole is zeroed, and the
+// holes stay unallocated (ext4 reads them as zeros).
 import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
+import { SparseCursor } from '../../layers/sparse.ts';
+import { encodeName, nameByteLength, printableName } from '../../util/raw-name.ts';
 import {
   BLOCK_SIZE,
   BLOCKS_PER_GROUP,
@@ -34,10 +41,11 @@ import {
   type Extent,
   type GroupDesc,
 } from './format.ts';
-import { allocate, dirRecordsFor, geometry, groupBlocks, metaBlocks, overhead, TooSmall, Tree, type Allocation, type Ext4Entry, type Node } from './layout.ts';
+import { allocate, dirRecordsFor, geometry, groupBlocks, metaBlocks, overhead, TooSmall, Tree, type Allocation, type Ext4Entry, type Ext4Note, type Node } from './layout.ts';
 import { writeIbodyXattrs, xattrBlock } from './xattr.ts';
 
-export type { Ext4Entry } from './layout.ts';
+export type { Ext4Entry, Ext4Note } from './layout.ts';
+export { Ext4LimitError } from './errors.ts';
 
 export interface Ext4Options {
   /** Filesystem UUID: 32 hex digits, dashes allowed. Random when absent. */
@@ -230,43 +238,70 @@ export class Ext4Writer {
     return this.tree.files.filter((n) => !n.written).map((n) => n.entry.path);
   }
 
-  /** The content of the file at `path` (or a hardlink to it): exactly its size in bytes. */
+  /** What the plan left out (xattrs ext4 has no namespace for, symlinks without a target): for the warn channel. */
+  get notes(): readonly Ext4Note[] {
+    return this.tree.notes;
+  }
+
+  /**
+   * The content of the file at `path` (or a hardlink to it): exactly its size in bytes; for a
+   * sparse file, exactly its stored data (the sum of its segments), which goes where its map says.
+   */
   async writeFile(path: string, body: Uint8Array | AsyncIterable<Uint8Array | string>): Promise<void> {
     const node = this.tree.byPath.get(path);
-    if (!node || node.type !== 'file') throw new Error(`ext4: ${path} is not a regular file of the plan`);
-    if (node.written) throw new Error(`ext4: ${path} written twice`);
+    if (!node || node.type !== 'file') throw new Error(`ext4: ${printableName(path)} is not a regular file of the plan`);
+    if (node.written) throw new Error(`ext4: ${printableName(path)} written twice`);
     node.written = true;
-    const size = node.entry.size;
-    let pos = 0;
+    const { size, sparse } = node.entry;
+    const cursor = new SparseCursor(sparse ?? (size > 0 ? [{ offset: 0, size }] : []));
+    const extents = node.extents;
+    // Extents are in logical order, and so are the pieces and the ranges zeroed: one index walks them.
     let ei = 0;
-    const put = async (chunk: Uint8Array) => {
-      if (pos + chunk.length > size) throw new Error(`ext4: ${path}: more than its ${size} bytes`);
-      let at = 0;
-      while (at < chunk.length) {
-        let e = node.extents[ei]!;
-        while (pos >= block(e.logical + e.len)) e = node.extents[++ei]!;
-        const inExtent = pos - block(e.logical);
-        const n = Math.min(chunk.length - at, block(e.len) - inExtent);
-        await this.out.write(block(e.start) + inExtent, chunk.subarray(at, at + n));
+    /** Bytes of the file below this offset are written (data, or zeros where a block holds no data). */
+    let filled = 0;
+    const write = async (at: number, piece: Uint8Array) => {
+      for (let done = 0; done < piece.length; ) {
+        while (ei < extents.length && at >= block(extents[ei]!.logical + extents[ei]!.len)) ei++;
+        const x = extents[ei];
+        if (!x || at < block(x.logical)) throw new Error(`internal: ext4: ${printableName(path)}: data at ${at} has no block`);
+        const n = Math.min(piece.length - done, block(x.logical + x.len) - at);
+        await this.out.write(block(x.start) + at - block(x.logical), piece.subarray(done, done + n));
+        done += n;
         at += n;
-        pos += n;
+      }
+    };
+    /** Zeroes the allocated bytes in [from, to): a hole's part of the blocks it shares with data. */
+    const zero = async (from: number, to: number) => {
+      for (let i = ei; i < extents.length && block(extents[i]!.logical) < to; i++) {
+        const x = extents[i]!;
+        const a = Math.max(from, block(x.logical));
+        const b = Math.min(to, block(x.logical + x.len));
+        for (let at = a; at < b; at += ZEROS.length) await this.out.write(block(x.start) + at - block(x.logical), ZEROS.subarray(0, Math.min(ZEROS.length, b - at)));
+      }
+    };
+    const put = async (chunk: Uint8Array) => {
+      if (cursor.placed + chunk.length > cursor.stored) throw new Error(`ext4: ${printableName(path)}: more than its ${cursor.stored} bytes${sparse ? ' of stored data' : ''}`);
+      const pieces: [Uint8Array, number][] = [];
+      cursor.place(chunk, (piece, offset) => pieces.push([piece, offset]));
+      for (const [piece, offset] of pieces) {
+        if (offset > filled) await zero(filled, offset);
+        await write(offset, piece);
+        filled = offset + piece.length;
       }
     };
     if (body instanceof Uint8Array) await put(body);
     else for await (const c of body) await put(typeof c === 'string' ? Buffer.from(c) : c);
-    if (pos !== size) throw new Error(`ext4: ${path}: ${pos} bytes for a file of ${size}`);
-    const tail = size % BLOCK_SIZE;
-    if (tail > 0) {
-      const last = node.extents[node.extents.length - 1]!;
-      await this.out.write(block(last.start + last.len) - (BLOCK_SIZE - tail), Buffer.alloc(BLOCK_SIZE - tail));
-    }
+    if (cursor.placed !== cursor.stored) throw new Error(`ext4: ${printableName(path)}: ${cursor.placed} bytes for a file of ${cursor.stored}${sparse ? ' stored (sparse)' : ''}`);
+    // The rest of the last block (and of any block after the last piece): zeros.
+    await zero(filled, Infinity);
   }
 
   /** Writes every structure; the filesystem is complete and clean afterwards. */
   async finish(): Promise<void> {
     try {
-      const missing = this.tree.files.find((n) => !n.written && n.entry.size > 0);
-      if (missing) throw new Error(`ext4: no content was given for ${missing.entry.path}`);
+      // A sparse file that is all hole has no content to give.
+      const missing = this.tree.files.find((n) => !n.written && n.dataBlocks > 0);
+      if (missing) throw new Error(`ext4: no content was given for ${printableName(missing.entry.path)}`);
       for (const n of this.tree.files) n.written = true;
       await this.writeMetadata();
       await this.out.flush();
@@ -288,7 +323,8 @@ export class Ext4Writer {
     let size = 0;
     let flags = 0;
     let iblock: Buffer = Buffer.alloc(60);
-    let blocks = n.extents.reduce((s, x) => s + x.len, 0) + n.leaves.length;
+    // Only allocated blocks count: a sparse file's holes have none.
+    let blocks = n.extents.reduce((s, x) => s + x.len, 0) + n.treeBlocks.length;
     switch (n.type) {
       case 'file':
         mode = S_IFREG;
@@ -300,8 +336,8 @@ export class Ext4Writer {
         break;
       case 'symlink':
         mode = S_IFLNK;
-        size = Buffer.byteLength(e.linkname!);
-        if (n.dataBlocks === 0) Buffer.from(e.linkname!, 'utf8').copy(iblock);
+        size = nameByteLength(e.linkname!);
+        if (n.dataBlocks === 0) encodeName(e.linkname!).copy(iblock);
         break;
       case 'char-device':
       case 'block-device':
@@ -314,7 +350,7 @@ export class Ext4Writer {
     }
     if (n.type === 'file' || n.type === 'directory' || (n.type === 'symlink' && n.dataBlocks > 0)) {
       flags = EXT4_EXTENTS_FL;
-      iblock = extentTree(n.extents, n.leaves).iblock;
+      iblock = extentTree(n.extents, n.treeBlocks).iblock;
     }
     if (n.xattrBlock) blocks++;
     let links = n.links;
@@ -325,11 +361,11 @@ export class Ext4Writer {
   }
 
   private async writeMetadata(): Promise<void> {
-    const { geo, journal, journalLeaves, usedData } = this.alloc;
+    const { geo, journal, journalTree, usedData } = this.alloc;
     const out = this.out;
     const ipg = geo.inodesPerGroup;
 
-    // Contents the writer makes itself: directories, long symlinks, extent leaves, xattr blocks.
+    // Contents the writer makes itself: directories, long symlinks, extent tree blocks, xattr blocks.
     for (const n of this.tree.withBlocks()) {
       if (n.type === 'directory') {
         const blocks = dirBlocks(dirRecordsFor(n), n.dataBlocks);
@@ -337,24 +373,24 @@ export class Ext4Writer {
         await writeRuns(out, n.extents, blocks);
       } else if (n.type === 'symlink') {
         const b = Buffer.alloc(BLOCK_SIZE);
-        Buffer.from(n.entry.linkname!, 'utf8').copy(b);
+        encodeName(n.entry.linkname!).copy(b);
         await writeRuns(out, n.extents, [b]);
       }
-      if (n.leaves.length > 0) {
-        const { leafBlocks } = extentTree(n.extents, n.leaves);
-        for (const [i, leaf] of n.leaves.entries()) await out.write(block(leaf), leafBlocks[i]!);
+      if (n.treeBlocks.length > 0) {
+        const { treeBlocks } = extentTree(n.extents, n.treeBlocks);
+        for (const [i, b] of n.treeBlocks.entries()) await out.write(block(b), treeBlocks[i]!);
       }
     }
     for (const n of this.tree.nodes) if (n?.xattrBlock) await out.write(block(n.xattrBlock), xattrBlock(n.blockXattrs, BLOCK_SIZE));
 
     // The journal: a clean jbd2 superblock, the rest zero.
     const jblocks = journal.reduce((s, x) => s + x.len, 0);
-    const jtree = extentTree(journal, journalLeaves);
-    for (const [i, leaf] of journalLeaves.entries()) await out.write(block(leaf), jtree.leafBlocks[i]!);
+    const jtree = extentTree(journal, journalTree);
+    for (const [i, b] of journalTree.entries()) await out.write(block(b), jtree.treeBlocks[i]!);
     await out.write(block(journal[0]!.start), journalSuperblock(jblocks, this.uuid));
     for (const [i, x] of journal.entries()) await out.zero(block(x.start + (i === 0 ? 1 : 0)), block(x.len - (i === 0 ? 1 : 0)));
     const jinode = Buffer.alloc(INODE_SIZE);
-    writeInode(jinode, 0, { mode: S_IFREG | 0o600, uid: 0, gid: 0, size: block(jblocks), time: [this.time >>> 0, 0], links: 1, sectors: (jblocks + journalLeaves.length) * 8, flags: EXT4_EXTENTS_FL, iblock: jtree.iblock, fileAcl: 0 });
+    writeInode(jinode, 0, { mode: S_IFREG | 0o600, uid: 0, gid: 0, size: block(jblocks), time: [this.time >>> 0, 0], links: 1, sectors: (jblocks + journalTree.length) * 8, flags: EXT4_EXTENTS_FL, iblock: jtree.iblock, fileAcl: 0 });
 
     // Inode tables, bitmaps, descriptors.
     const used = this.tree.inodesUsed;

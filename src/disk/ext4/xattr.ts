@@ -1,6 +1,9 @@
 // ext4 extended attributes: the in-inode area (after i_extra_isize) and the one xattr block, with
 // the entry and block hashes e2fsprogs checks (ext2fs_ext_attr_hash_entry, ext2fs_ext_attr_block_rehash)
 // and POSIX ACLs stored in ext4's own compact format, as the kernel and e2fsprogs store them.
+// Names keep their bytes (raw-name.ts).
+import { encodeName, printableName } from '../../util/raw-name.ts';
+import { Ext4LimitError } from './errors.ts';
 
 export const XATTR_MAGIC = 0xea020000;
 const BLOCK_HEADER = 32;
@@ -79,16 +82,22 @@ export function toExt4Acl(value: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Name → (index, suffix), value converted for ACLs; sorted as ext4 keeps a block (index, length, name). */
-export function xattrEntries(xattrs: Map<string, Buffer>): XattrEntry[] {
+/**
+ * Name → (index, suffix), value converted for ACLs; sorted as ext4 keeps a block (index, length,
+ * name). A name in no namespace ext4 has (the kernel refuses to set it, and containerd unpacks the
+ * layer without it) is left out and pushed to `skipped`.
+ */
+export function xattrEntries(xattrs: Map<string, Buffer>, skipped: string[] = []): XattrEntry[] {
   const out: XattrEntry[] = [];
   for (const [full, raw] of xattrs) {
     const p = PREFIXES.find(([prefix]) => full.startsWith(prefix));
-    if (!p) throw new Error(`extended attribute ${JSON.stringify(full)}: ext4 has no namespace for it`);
+    if (!p || ((p[1] === 2 || p[1] === 3) && full !== p[0])) {
+      skipped.push(full);
+      continue;
+    }
     const [prefix, index] = p;
-    if ((index === 2 || index === 3) && full !== prefix) throw new Error(`extended attribute ${JSON.stringify(full)}: unknown system attribute`);
-    const name = Buffer.from(full.slice(prefix.length), 'utf8');
-    if (name.length > 255) throw new Error(`extended attribute name too long: ${full}`);
+    const name = encodeName(full.slice(prefix.length));
+    if (name.length > 255) throw new Ext4LimitError(`extended attribute name longer than 255 bytes: ${printableName(full.slice(0, 64))}…`);
     const value = index === 2 || index === 3 ? toExt4Acl(raw) : raw;
     out.push({ index, name, value, hash: entryHash(name, value) });
   }
@@ -114,7 +123,7 @@ export function splitXattrs(entries: XattrEntry[], blockSize: number): { inline:
   }
   if (block.length > 0) {
     const need = BLOCK_HEADER + 4 + block.reduce((s, e) => s + entrySize(e) + valueSize(e), 0);
-    if (need > blockSize) throw new Error(`extended attributes too large for one ${blockSize}-byte block (${need} bytes)`);
+    if (need > blockSize) throw new Ext4LimitError(`extended attributes too large for one ${blockSize}-byte block (${need} bytes)`);
   }
   return { inline, block };
 }
