@@ -4,6 +4,7 @@
 import { NotFoundError } from '../errors.ts';
 import type { FsEntryType } from '../layers/fs-entry.ts';
 import type { FlatTree, TreeNode } from '../layers/flat-tree.ts';
+import { parsePrintableName, printableName } from '../util/raw-name.ts';
 
 /** Symlinks followed in one lookup before giving up, as Linux does (ELOOP after 40). */
 export const MAX_SYMLINK_HOPS = 40;
@@ -43,6 +44,22 @@ function split(path: string): string[] {
  * Throws IMGX_NOT_FOUND for a missing path, a component that is not a directory, or a loop.
  */
 export function lookup(tree: FlatTree, input: string, opts: { followFinal: boolean }): Located {
+  try {
+    return lookupAs(tree, input, opts);
+  } catch (e) {
+    // A name given as ls prints it (`caf\xe9`: bytes that are not UTF-8, control characters),
+    // when no path has it literally.
+    const unescaped = parsePrintableName(input);
+    if (unescaped === input || !(e instanceof NotFoundError)) throw e;
+    try {
+      return lookupAs(tree, unescaped, opts);
+    } catch {
+      throw e;
+    }
+  }
+}
+
+function lookupAs(tree: FlatTree, input: string, opts: { followFinal: boolean }): Located {
   const pending = split(input);
   const resolved: string[] = [];
   let hops = 0;
@@ -55,17 +72,17 @@ export function lookup(tree: FlatTree, input: string, opts: { followFinal: boole
     resolved.push(c);
     const here = keyOf(resolved);
     const node = tree.get(here);
-    if (!node) throw new NotFoundError('IMGX_NOT_FOUND', `${input}: no such file or directory in the image${here !== keyOf(split(input)) ? ` (looking for ${displayPath(here)})` : ''}`);
+    if (!node) throw new NotFoundError('IMGX_NOT_FOUND', `${printableName(input)}: no such file or directory in the image${here !== keyOf(split(input)) ? ` (looking for ${printableName(displayPath(here))})` : ''}`);
     const last = pending.length === 0;
     if (node.type === 'symlink' && (!last || opts.followFinal)) {
-      if (++hops > MAX_SYMLINK_HOPS) throw new NotFoundError('IMGX_NOT_FOUND', `${input}: too many levels of symbolic links in the image`);
+      if (++hops > MAX_SYMLINK_HOPS) throw new NotFoundError('IMGX_NOT_FOUND', `${printableName(input)}: too many levels of symbolic links in the image`);
       const target = node.linkname ?? '';
       resolved.pop();
       if (target.startsWith('/')) resolved.length = 0;
       pending.unshift(...split(target));
       continue;
     }
-    if (!last && node.type !== 'directory') throw new NotFoundError('IMGX_NOT_FOUND', `${input}: ${displayPath(here)} is not a directory in the image`);
+    if (!last && node.type !== 'directory') throw new NotFoundError('IMGX_NOT_FOUND', `${printableName(input)}: ${printableName(displayPath(here))} is not a directory in the image`);
   }
   const path = keyOf(resolved);
   return { path, node: nodeAt(tree, path)! };
@@ -113,7 +130,7 @@ export function listPath(tree: FlatTree, input: string, opts: ListOptions = {}):
       // A dangling or looping link is listed as itself, as ls does.
     }
   }
-  if (trailingSlash && at.node.type !== 'directory') throw new NotFoundError('IMGX_NOT_FOUND', `${input}: not a directory in the image`);
+  if (trailingSlash && at.node.type !== 'directory') throw new NotFoundError('IMGX_NOT_FOUND', `${printableName(input)}: not a directory in the image`);
   if (at.node.type !== 'directory') return [{ name: input, path: at.path, node: at.node }];
   const out: Listed[] = [];
   const walk = (dir: string, prefix: string) => {
@@ -193,7 +210,7 @@ export function listRecord(tree: FlatTree, l: Listed): ListRecord {
 export function longRow(tree: FlatTree, l: Listed): string[] {
   const n = l.node;
   const size = n.type === 'char-device' || n.type === 'block-device' ? `${n.devmajor ?? 0}, ${n.devminor ?? 0}` : String(sizeOf(tree, n));
-  const name = n.type === 'symlink' ? `${l.name} -> ${n.linkname ?? ''}` : l.name;
+  const name = n.type === 'symlink' ? `${printableName(l.name)} -> ${printableName(n.linkname ?? '')}` : printableName(l.name);
   return [modeString(n.type, n.mode), String(n.uid), String(n.gid), size, formatMtime(n.mtime), name];
 }
 

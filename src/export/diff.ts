@@ -4,6 +4,7 @@
 // by hashing both sides (src/export/cat.ts hashContents) and passes to `settleDiff`.
 import type { FsEntryType } from '../layers/fs-entry.ts';
 import type { ContentSource, FlatTree, TreeNode } from '../layers/flat-tree.ts';
+import { printableName } from '../util/raw-name.ts';
 import { displayPath, sizeOf } from './browse.ts';
 
 export type ChangeKind = 'added' | 'removed' | 'modified';
@@ -200,7 +201,7 @@ function octal(mode: number): string {
 /** `M /path (mode 0644→0755, content)`: what changed, with before→after values where short. */
 export function describeChange(c: PathChange): string {
   const mark = c.change === 'added' ? 'A' : c.change === 'removed' ? 'D' : 'M';
-  if (c.change !== 'modified' || !c.before || !c.after) return `${mark} ${c.path}`;
+  if (c.change !== 'modified' || !c.before || !c.after) return `${mark} ${printableName(c.path)}`;
   const s = c.before;
   const t = c.after;
   const parts = (c.fields ?? []).map((f) => {
@@ -214,7 +215,7 @@ export function describeChange(c: PathChange): string {
       case 'gid':
         return `gid ${s.gid}→${t.gid}`;
       case 'linkname':
-        return `target ${s.linkname}→${t.linkname}`;
+        return `target ${printableName(s.linkname ?? '')}→${printableName(t.linkname ?? '')}`;
       case 'device':
         return `device ${s.devmajor},${s.devminor}→${t.devmajor},${t.devminor}`;
       case 'size':
@@ -223,7 +224,7 @@ export function describeChange(c: PathChange): string {
         return f;
     }
   });
-  return `${mark} ${c.path} (${parts.join(', ')})`;
+  return `${mark} ${printableName(c.path)} (${parts.join(', ')})`;
 }
 
 export function countChanges(changes: PathChange[]): Record<ChangeKind, number> {

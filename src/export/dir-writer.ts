@@ -18,9 +18,11 @@ import type { Readable } from 'node:stream';
 import { ImgxError } from '../errors.ts';
 import { ioError } from '../io-errors.ts';
 import type { FlatEntry, StagedContent } from '../layers/fs-entry.ts';
+import { SparseCursor } from '../layers/sparse.ts';
+import { fsPath, hasRawBytes } from '../util/raw-name.ts';
 import type { Warnings } from '../warnings.ts';
 import { ConfinedRoot } from './confined-root.ts';
-import { applyFileMeta, createFile, fileMetaFor, writeAll, writerIdentity, type WriterIdentity } from './fd-ops.ts';
+import { applyFileMeta, createFile, fileMetaFor, storedBytes, writeAll, writerIdentity, type WriterIdentity } from './fd-ops.ts';
 import { onInterrupt } from './interrupt.ts';
 import { removeTree } from './remove-tree.ts';
 import { pathComponents, unsafePath } from './safe-path.ts';
@@ -235,14 +237,14 @@ class DirWriter {
     const counted = this.dirMeta.has(rel);
     if (!this.made?.has(rel)) {
       try {
-        fs.mkdirSync(abs, 0o700);
+        fs.mkdirSync(fsPath(abs), 0o700);
       } catch (err) {
         if (errnoOf(err) !== 'EEXIST') throw err;
         // A duplicate: the later entry's metadata wins.
-        if (!fs.lstatSync(abs).isDirectory()) {
+        if (!fs.lstatSync(fsPath(abs)).isDirectory()) {
           await this.removeExisting(rel);
           this.check();
-          fs.mkdirSync(abs, 0o700);
+          fs.mkdirSync(fsPath(abs), 0o700);
         }
       }
     }
@@ -253,7 +255,7 @@ class DirWriter {
 
   private makeImplicitDir(rel: string): void {
     this.check();
-    fs.mkdirSync(this.root.abs(rel), 0o700);
+    fs.mkdirSync(fsPath(this.root.abs(rel)), 0o700);
     this.dirMeta.set(rel, { mode: 0o755, uid: 0, gid: 0, mtime: undefined });
     this.stats.dirs++;
   }
@@ -272,7 +274,8 @@ class DirWriter {
     else {
       const fd = createFile(this.root.abs(rel), e.mode, () => this.clearNonDirectory(rel));
       try {
-        if (body) await this.writeBody(fd, body, size, rel);
+        if (body && e.sparse) await this.writeSparseBody(fd, body, e, rel);
+        else if (body) await this.writeBody(fd, body, size, rel);
         applyFileMeta(fd, fileMetaFor(e, this.who));
       } finally {
         fs.closeSync(fd);
@@ -289,19 +292,20 @@ class DirWriter {
    */
   private placeStaged(rel: string, e: FlatEntry, staged: StagedContent): void {
     const abs = this.root.abs(rel);
-    if (staged.path !== abs) fs.renameSync(staged.path, abs);
+    const p = fsPath(abs);
+    if (staged.path !== abs) fs.renameSync(fsPath(staged.path), p);
     // The staged copy got the metadata of its own tar entry, which is the tree's for that content;
     // should they ever differ, the tree's wins (l* calls: `abs` is the regular file just moved).
     if (staged.mode === (e.mode & 0o7777) && staged.uid === e.uid && staged.gid === e.gid && staged.mtime === e.mtime) return;
     const meta = fileMetaFor(e, this.who);
-    if (meta.owner) fs.lchownSync(abs, meta.owner.uid, meta.owner.gid);
-    fs.chmodSync(abs, meta.mode);
-    fs.lutimesSync(abs, e.mtime, e.mtime);
+    if (meta.owner) fs.lchownSync(p, meta.owner.uid, meta.owner.gid);
+    fs.chmodSync(p, meta.mode);
+    fs.lutimesSync(p, e.mtime, e.mtime);
   }
 
   /** What an earlier entry left at `rel` (never a directory, see addFile) is unlinked. */
   private clearNonDirectory(rel: string): void {
-    const abs = this.root.abs(rel);
+    const abs = fsPath(this.root.abs(rel));
     if (fs.lstatSync(abs).isDirectory()) throw new ImgxError('IMGX_BAD_LAYER', `${rel}: a directory appeared where a file was to be written`);
     fs.unlinkSync(abs);
   }
@@ -317,11 +321,23 @@ class DirWriter {
     if (n !== size) throw badBody(rel, size, n);
   }
 
+  /** A sparse file: the body is the stored data, each piece written at its place; holes stay holes. */
+  private async writeSparseBody(fd: number, body: Readable, e: FlatEntry, rel: string): Promise<void> {
+    const cursor = new SparseCursor(e.sparse!);
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      this.check();
+      if (cursor.placed + chunk.length > cursor.stored) throw badBody(rel, cursor.stored, cursor.placed + chunk.length);
+      cursor.place(chunk, (piece, offset) => writeAll(fd, piece as Buffer, offset));
+    }
+    if (cursor.placed !== storedBytes(e.size, e.sparse)) throw badBody(rel, cursor.stored, cursor.placed);
+    fs.ftruncateSync(fd, e.size);
+  }
+
   private async addHardlink(rel: string, e: FlatEntry): Promise<boolean> {
     const target = e.linkname ?? '';
     if (pathComponents(target).length === 0) throw unsafePath(rel, 'hardlink to the root');
     if (target === rel) return false;
-    const targetAbs = this.root.abs(target);
+    const targetAbs = fsPath(this.root.abs(target));
     const st = this.root.parentReady(target, false) ? fs.lstatSync(targetAbs, { throwIfNoEntry: false }) : undefined;
     if (!st) {
       if (this.skippedDevices.has(target)) this.noDevice++;
@@ -331,7 +347,7 @@ class DirWriter {
     // A hardlinked symlink, fifo or device is legitimate (emit makes such groups) and harmless:
     // link(2) never follows a symlink on Linux, and the target was reached without following any.
     if (st.isDirectory()) throw unsafePath(rel, `hardlink to ${target}, a directory`);
-    const abs = this.root.abs(rel);
+    const abs = fsPath(this.root.abs(rel));
     try {
       fs.linkSync(targetAbs, abs);
     } catch (err) {
@@ -350,14 +366,14 @@ class DirWriter {
       this.warnings.warn('IMGX_WARNING', `symlink ${rel} has an empty target; skipped`);
       return false;
     }
-    const abs = this.root.abs(rel);
+    const abs = fsPath(this.root.abs(rel));
     try {
-      fs.symlinkSync(target, abs);
+      fs.symlinkSync(fsPath(target), abs);
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
       await this.removeExisting(rel);
       this.check();
-      fs.symlinkSync(target, abs);
+      fs.symlinkSync(fsPath(target), abs);
     }
     // l* calls: never through the link.
     if (this.who.asRoot && (e.uid !== this.who.uid || e.gid !== this.who.gid)) fs.lchownSync(abs, e.uid, e.gid);
@@ -385,8 +401,18 @@ class DirWriter {
     if (nodes.length === 0) return;
     this.specials = [];
     this.specialAt.clear();
-    const { failed, firstError } = await this.creating(() => makeSpecialFiles(this.root.root, nodes));
+    // mknod and mkfifo take names as arguments, which cannot carry bytes that are not UTF-8: such
+    // nodes are made under a plain name at the root (this writer's private staging directory) and
+    // renamed to theirs (rename(2) does not follow a symlink; the parent was verified).
+    const plain = nodes.map((n, i) => (hasRawBytes(n.rel) ? { ...n, rel: `.imgx-node-${i}` } : n));
+    const made = await this.creating(() => makeSpecialFiles(this.root.root, plain));
     this.check();
+    const firstError = made.firstError;
+    const failedPlain = new Set(made.failed);
+    for (let i = 0; i < nodes.length; i++) {
+      if (plain[i] !== nodes[i] && !failedPlain.has(plain[i]!)) fs.renameSync(this.root.abs(plain[i]!.rel), fsPath(this.root.abs(nodes[i]!.rel)));
+    }
+    const failed = nodes.filter((_, i) => failedPlain.has(plain[i]!));
     const bad = new Set(failed);
     for (const n of failed) {
       if (n.type === 'fifo') throw new ImgxError('IMGX_IO', `cannot make fifo ${n.rel}: ${firstError ?? 'mkfifo failed'}`);
@@ -395,7 +421,7 @@ class DirWriter {
     }
     for (const n of nodes) {
       if (bad.has(n)) continue;
-      const abs = this.root.abs(n.rel);
+      const abs = fsPath(this.root.abs(n.rel));
       if (this.who.asRoot && (n.meta.uid !== this.who.uid || n.meta.gid !== this.who.gid)) {
         fs.lchownSync(abs, n.meta.uid, n.meta.gid);
         // chown may clear setuid/setgid: restore, on what lstat shows is not a symlink.
@@ -408,7 +434,7 @@ class DirWriter {
 
   /** Removes what is at `rel` so a later entry can take its place (duplicates: the last wins). */
   private async removeExisting(rel: string): Promise<void> {
-    const abs = this.root.abs(rel);
+    const abs = fsPath(this.root.abs(rel));
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (!st) return;
     if (!st.isDirectory()) {
@@ -458,7 +484,7 @@ class DirWriter {
   }
 
   private dirMetaAt(abs: string, meta: Meta): void {
-    const fd = fs.openSync(abs, OPEN_DIR);
+    const fd = fs.openSync(fsPath(abs), OPEN_DIR);
     try {
       if (this.who.asRoot && (meta.uid !== this.who.uid || meta.gid !== this.who.gid)) fs.fchownSync(fd, meta.uid, meta.gid);
       if (meta.mode !== 0o700) fs.fchmodSync(fd, meta.mode);

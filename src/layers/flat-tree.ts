@@ -442,8 +442,10 @@ export function encodeLayerChange(c: LayerChange): SerialisedLayerChange {
   if (!paths) return rest;
   const prefix: number[] = [];
   const suffix: string[] = [];
-  let change = '';
-  let type = '';
+  // Characters gathered in arrays and joined once: `s += c` a million times keeps a million-deep
+  // chain of cons strings (32 bytes a character) until something flattens it.
+  const change: string[] = [];
+  const type: string[] = [];
   let prev = '';
   for (const p of paths) {
     let k = 0;
@@ -452,10 +454,10 @@ export function encodeLayerChange(c: LayerChange): SerialisedLayerChange {
     prefix.push(k);
     suffix.push(p.path.slice(k));
     prev = p.path;
-    change += CHANGE_CHAR[p.change];
-    type += TYPE_CHAR[p.type];
+    change.push(CHANGE_CHAR[p.change]);
+    type.push(TYPE_CHAR[p.type]);
   }
-  return { ...rest, paths: { prefix, suffix, change, size: paths.map((p) => p.size), type } };
+  return { ...rest, paths: { prefix, suffix, change: change.join(''), size: paths.map((p) => p.size), type: type.join('') } };
 }
 
 function decodeChanges(encoded: SerialisedLayerChange[]): LayerChange[] {

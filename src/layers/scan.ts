@@ -138,7 +138,7 @@ function checkLimits(path: string, what: string, where: string): void {
 /** A name for a one-line message: printable, and cut. */
 function shortName(name: string): string {
   const p = printableName(name);
-  return JSON.stringify(p.length > 120 ? `${p.slice(0, 60)}…${p.slice(-40)}` : p);
+  return `"${p.length > 120 ? `${p.slice(0, 60)}…${p.slice(-40)}` : p}"`;
 }
 
 const SCHILY_XATTR = 'SCHILY.xattr.';
@@ -168,6 +168,18 @@ export function xattrsOf(pax: Map<string, Buffer> | undefined): Map<string, Buff
     if (k.startsWith(SCHILY_XATTR) && k.length > SCHILY_XATTR.length) (out ??= new Map()).set(k.slice(SCHILY_XATTR.length), v);
   }
   return out;
+}
+
+/**
+ * One string for each owner name (every header decodes its own copy: a million "root"s otherwise).
+ * Bounded: names past the first few thousand are kept as they come.
+ */
+const owners = new Map<string, string>();
+function intern(s: string): string {
+  const seen = owners.get(s);
+  if (seen !== undefined) return seen;
+  if (owners.size < 4096) owners.set(s, s);
+  return s;
 }
 
 const KNOWN: ReadonlySet<string> = new Set(['file', 'directory', 'symlink', 'hardlink', 'char-device', 'block-device', 'fifo']);
@@ -215,8 +227,8 @@ export function collectEntry(out: LayerEntries, h: TarHeader, offset: number, wa
     mode: h.mode & 0o7777,
     uid: h.uid,
     gid: h.gid,
-    uname: h.uname,
-    gname: h.gname,
+    uname: intern(h.uname),
+    gname: intern(h.gname),
     mtime: h.mtime,
     size: h.type === 'file' ? h.size : 0,
     linkname: h.type === 'symlink' || h.type === 'hardlink' ? linkname : '',
@@ -283,6 +295,8 @@ interface Inode {
   /** Content source of a regular file: layer index and header offset (-1 for other types). */
   layer: number;
   offset: number;
+  /** Paths that have it in the final tree (counted by finish()). */
+  refs?: number;
 }
 
 interface MNode {
@@ -585,15 +599,18 @@ export class TreeBuilder {
 
   // -- the result --
 
-  /** The final tree: nodes depth first, children sorted, inodes numbered from 1 in tree order. */
+  /**
+   * The final tree: nodes depth first, children sorted, inodes numbered from 1 in tree order. It
+   * takes the model apart as it goes (each directory's children are let go once listed), so the
+   * columns grow while the model shrinks: the builder is spent afterwards.
+   */
   finish(): FlatTree {
     // Inodes of non-files get an id only when shared: count paths per inode first.
-    const refs = new Map<Inode, number>();
     const countStack: MNode[] = [this.root];
     while (countStack.length) {
       const n = countStack.pop()!;
       if (n.children) for (const c of n.children.values()) countStack.push(c);
-      else refs.set(n.inode!, (refs.get(n.inode!) ?? 0) + 1);
+      else n.inode!.refs = (n.inode!.refs ?? 0) + 1;
     }
     const c: TreeColumns = {
       names: [],
@@ -627,10 +644,17 @@ export class TreeBuilder {
       }
       return id;
     };
+    // Ids of inodes with more than one path to come; the others are numbered as they come.
     const ids = new Map<Inode, number>();
-    const stack: [string, MNode, number][] = [['', this.root, -1]];
-    while (stack.length) {
-      const [name, n, parent] = stack.pop()!;
+    let nextId = 1;
+    // The stack in three arrays (a tuple per node costs more than the node's columns).
+    const stackNames: string[] = [''];
+    const stackNodes: MNode[] = [this.root];
+    const stackParents: number[] = [-1];
+    while (stackNodes.length) {
+      const name = stackNames.pop()!;
+      const n = stackNodes.pop()!;
+      const parent = stackParents.pop()!;
       const idx = c.names.length;
       const m = n.children ? n.meta! : n.inode!.meta;
       c.names.push(name);
@@ -649,14 +673,20 @@ export class TreeBuilder {
       let id = 0;
       if (n.children) {
         const names = [...n.children.keys()].sort();
-        for (let k = names.length - 1; k >= 0; k--) stack.push([names[k]!, n.children.get(names[k]!)!, idx]);
+        for (let k = names.length - 1; k >= 0; k--) {
+          stackNames.push(names[k]!);
+          stackNodes.push(n.children.get(names[k]!)!);
+          stackParents.push(idx);
+        }
+        n.children.clear();
       } else {
         const ino = n.inode!;
-        if (ino.meta.type === 'file' || refs.get(ino)! > 1) {
-          id = ids.get(ino) ?? 0;
+        const shared = ino.refs! > 1;
+        if (ino.meta.type === 'file' || shared) {
+          id = shared ? (ids.get(ino) ?? 0) : 0;
           if (id === 0) {
-            id = ids.size + 1;
-            ids.set(ino, id);
+            id = nextId++;
+            if (shared) ids.set(ino, id);
             c.srcLayers.push(ino.meta.type === 'file' ? ino.layer : -1);
             c.srcOffsets.push(ino.meta.type === 'file' ? ino.offset : -1);
             if (ino.meta.sparse) c.sparse.set(id, ino.meta.sparse);

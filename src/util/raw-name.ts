@@ -130,3 +130,16 @@ export function printableName(s: string): string {
   }
   return run === 0 ? s : out + s.slice(run);
 }
+
+/**
+ * The inverse of printableName for what a user types: each run of `\xNN` escapes becomes those
+ * bytes (decoded as a name), so a name `ls` printed as `caf\xe9` can be given back to `ls` or
+ * `cat`. Everything else is kept as it is.
+ */
+export function parsePrintableName(s: string): string {
+  if (!s.includes('\\x')) return s;
+  return s.replace(/(?:\\x[0-9a-fA-F]{2})+/g, (run) => {
+    const bytes = Buffer.from(run.replace(/\\x/g, ''), 'hex');
+    return decodeName(bytes);
+  });
+}

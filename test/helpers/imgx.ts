@@ -13,6 +13,8 @@ export interface ImgxResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
+  /** stdout as it came (a tar from export, names that are not UTF-8). */
+  stdoutBytes: Buffer;
   stderr: string;
   /** The IMGX_CACHE the run used. */
   cacheDir: string;
@@ -51,7 +53,7 @@ export function runImgx(args: string[], opts: ImgxOptions = {}): Promise<ImgxRes
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), cacheDir });
+      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stdoutBytes: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'), cacheDir });
     });
     // A child that exits before reading its stdin makes the pipe error; that is not our failure.
     child.stdin.on('error', () => {});
@@ -68,15 +70,16 @@ export function runImgxAs(user: { uid: number; gid: number }, home: string, time
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, cacheDir: env.IMGX_CACHE });
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr, cacheDir: env.IMGX_CACHE });
     });
   });
 }

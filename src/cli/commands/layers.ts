@@ -2,6 +2,8 @@
 // sizes and the history step that made it. The counts come from the browse index.
 import type { CommandModule } from 'yargs';
 import type { ImageConfig } from '../../image/config.ts';
+import { safeText } from '../../util/terminal-text.ts';
+import { printableName } from '../../util/raw-name.ts';
 import { Warnings } from '../../warnings.ts';
 import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
@@ -89,7 +91,7 @@ export const layersCommand: CommandModule<GlobalArgs, Args> = {
           for (const p of r.paths ?? []) {
             const mark = p.change === 'added' ? 'A' : p.change === 'removed' ? 'D' : 'M';
             const size = p.type === 'file' && p.change !== 'removed' ? ` (${humanSize(p.size)})` : '';
-            lines.push(`  ${mark} ${p.path}${p.type === 'directory' && p.path !== '/' ? '/' : ''}${size}`);
+            lines.push(`  ${mark} ${printableName(p.path)}${p.type === 'directory' && p.path !== '/' ? '/' : ''}${size}`);
           }
         }
       }
@@ -103,7 +105,7 @@ function shown(path: string): string {
   return path === '.' ? '/' : `/${path.replace(/^\/+/, '')}`;
 }
 
+/** The image's own text (created_by comes from its config): printable, one line, cut. */
 function oneLine(s: string, max: number): string {
-  const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+  return safeText(s, max);
 }

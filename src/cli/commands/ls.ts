@@ -2,6 +2,7 @@
 // browse index (built by scanning the layers once per image, then read from the cache).
 import type { CommandModule } from 'yargs';
 import { listPath, listRecord, longRow, renderLong } from '../../export/browse.ts';
+import { printableName } from '../../util/raw-name.ts';
 import { Warnings } from '../../warnings.ts';
 import { IMAGE_ARG_HELP, withImageTrees } from '../image-tree-command.ts';
 import { makeContext, type GlobalArgs } from '../context.ts';
@@ -30,7 +31,9 @@ export const lsCommand: CommandModule<GlobalArgs, Args> = {
       if (ctx.json) ctx.out(JSON.stringify(listed.map((l) => listRecord(it.tree, l)), null, 2));
       else if (listed.length === 0) return;
       else if (argv.long) ctx.out(renderLong(listed.map((l) => longRow(it.tree, l))));
-      else ctx.out(listed.map((l) => l.name).join('\n'));
+      // Names as bytes allow, control characters and bytes that are not UTF-8 as \xNN (--json:
+      // such bytes are the lone surrogates U+DC80–U+DCFF, written \udcNN).
+      else ctx.out(listed.map((l) => printableName(l.name)).join('\n'));
     });
   },
 };
