@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { BadArchiveError, BadReferenceError, IntegrityError, NotFoundError, UsageError } from '../errors.ts';
 import type { Descriptor } from './descriptor.ts';
 import { sha256 } from './digest.ts';
+import { quotedText } from '../util/terminal-text.ts';
 import { parseManifestBlob } from './manifest.ts';
 import { DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER_ZSTD, isIndexType, isManifestType } from './media-types.ts';
 import { archiveFiles } from './oci-archive-source.ts';
@@ -177,7 +178,7 @@ class DockerArchiveSource implements ImageSource {
       const d = await digest;
       // An uncompressed layer's digest is its diff_id: check it against the config now.
       if (mediaType === DOCKER_LAYER && Array.isArray(diffIds) && typeof diffIds[i] === 'string' && diffIds[i] !== d) {
-        throw new IntegrityError('IMGX_DIGEST_MISMATCH', `${this.displayName}: layer ${m.name}: digest ${d} differs from the config's diff_id ${diffIds[i]}`);
+        throw new IntegrityError('IMGX_DIGEST_MISMATCH', `${this.displayName}: layer ${m.name}: digest ${d} differs from the config's diff_id ${quotedText(diffIds[i])}`);
       }
       blobs.set(d, m);
       // Stable key order and no whitespace: the same archive always gives the same manifest digest.

@@ -34,3 +34,19 @@ export function layerCompression(mt: string): Compression | undefined {
   if (mt.endsWith('.tar') || mt === DOCKER_LAYER) return 'none';
   return undefined;
 }
+
+/** RFC 6838 §4.2: `type/subtype`, each a restricted name of at most 127 characters. */
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+
+export function isMediaType(s: string): boolean {
+  return MEDIA_TYPE.test(s);
+}
+
+/**
+ * The `type/subtype` of a Content-Type value (parameters dropped), or undefined when absent or
+ * not a media type: a header is untrusted text and must not reach a message or a decision as is.
+ */
+export function mediaTypeOf(contentType: string | undefined): string | undefined {
+  const t = contentType?.split(';')[0]?.trim();
+  return t && MEDIA_TYPE.test(t) ? t : undefined;
+}

@@ -6,7 +6,8 @@ import { BadArchiveError, IntegrityError, NotFoundError, UnsupportedError, Usage
 import type { Descriptor } from './descriptor.ts';
 import { parseDigest } from './digest.ts';
 import type { LayoutFiles } from './layout-files.ts';
-import { detectMediaType } from './manifest.ts';
+import { detectMediaType, platformOf } from './manifest.ts';
+import { Fields, type ShapeFail } from './shape.ts';
 import { MANIFEST_CAP, type BlobOpenOptions, type ImageSource, type ManifestBlob } from './source.ts';
 import { checkBytes, tooLarge, verifiedStream } from './verified-read.ts';
 
@@ -46,12 +47,20 @@ export async function readLayoutIndex(files: LayoutFiles): Promise<Descriptor[]>
   }
   const manifests = (doc as { manifests?: unknown } | null)?.manifests;
   if (!Array.isArray(manifests)) badIndex(files.where, 'no manifests list');
+  const fail: ShapeFail = (field, why) => badIndex(files.where, `${field} ${why}`);
   return manifests.map((m: unknown, i: number) => {
     const d = m as Partial<Descriptor> | null;
     if (typeof d !== 'object' || d === null) badIndex(files.where, `manifests[${i}] is not an object`);
     if (typeof d.mediaType !== 'string' || typeof d.digest !== 'string') badIndex(files.where, `manifests[${i}] has no mediaType or digest`);
     if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) badIndex(files.where, `manifests[${i}] has an invalid size`);
-    return d as Descriptor;
+    // The fields read later (ref names, platforms) are typed here; the digest is checked on use.
+    const f = new Fields(d as Record<string, unknown>, `manifests[${i}]`, fail);
+    const out: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
+    const annotations = f.optStringMap('annotations');
+    if (annotations !== undefined) out.annotations = annotations;
+    const platform = f.optObject('platform');
+    if (platform !== undefined) out.platform = platformOf(platform);
+    return out;
   });
 }
 

@@ -1,6 +1,7 @@
 // Platforms: parsing `os/arch[/variant]`, normalising architecture names as containerd does,
 // the host's platform, and choosing a manifest from an index.
 import { PlatformError, UsageError } from '../errors.ts';
+import { safeText } from '../util/terminal-text.ts';
 import type { Descriptor, Platform } from './descriptor.ts';
 
 export interface PlatformSpec {
@@ -54,8 +55,23 @@ export function hostPlatform(): PlatformSpec {
   return normalisePlatform({ os: 'linux', architecture: arch, variant: arch === "arm" ? `v${String((process.config.variables as Record<string, unknown>).arm_version ?? 7)}` : undefined });
 }
 
+/** `os/arch[/variant]`; the parts come from images, so each is made safe to print (safeText). */
 export function formatPlatform(p: { os: string; architecture: string; variant?: string | undefined }): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+  return [p.os, p.architecture, p.variant]
+    .filter(Boolean)
+    .map((s) => safeText(s!, 64))
+    .join('/');
+}
+
+/** At most this many platforms are listed in a message. */
+const LISTED_PLATFORMS = 20;
+
+/** The distinct platforms of `list` for a message: the first 20, then how many more. */
+export function listPlatforms(list: string[]): string {
+  const distinct = [...new Set(list)];
+  if (distinct.length === 0) return 'none';
+  const shown = distinct.slice(0, LISTED_PLATFORMS).join(', ');
+  return distinct.length > LISTED_PLATFORMS ? `${shown} and ${distinct.length - LISTED_PLATFORMS} more` : shown;
 }
 
 export function platformMatches(want: PlatformSpec, have: Platform): boolean {
@@ -84,8 +100,10 @@ export function selectManifest(manifests: Descriptor[], want: PlatformSpec, what
     if (lower[0]) return lower[0].m;
   }
   const available = candidates.map((m) => formatPlatform(normalisePlatform(m.platform!)));
+  const unnamed = manifests.filter((m) => !m.platform).length;
   throw new PlatformError(
-    `${what}: no image for platform ${formatPlatform(want)}; available: ${available.length ? available.join(', ') : 'none'}`,
-    available,
+    `${what}: no image for platform ${formatPlatform(want)}; available: ${listPlatforms(available)}` +
+      (unnamed ? ` (${unnamed} ${unnamed === 1 ? 'entry names' : 'entries name'} no platform)` : ''),
+    [...new Set(available)],
   );
 }
