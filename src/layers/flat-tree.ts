@@ -99,6 +99,8 @@ export const TYPE_CHAR: Record<FsEntryType, string> = {
   'block-device': 'b',
   fifo: 'p',
 };
+/** The type characters as bytes (a tree's types column is one latin1 string). */
+export const TYPE_CODE: Record<FsEntryType, number> = Object.fromEntries(Object.entries(TYPE_CHAR).map(([t, c]) => [t, c.charCodeAt(0)])) as Record<FsEntryType, number>;
 const CHAR_TYPE: Record<string, FsEntryType> = Object.fromEntries(Object.entries(TYPE_CHAR).map(([t, c]) => [c, t as FsEntryType]));
 const CHANGE_CHAR: Record<ChangeKind, string> = { added: 'a', modified: 'm', removed: 'r' };
 const CHAR_CHANGE: Record<string, ChangeKind> = { a: 'added', m: 'modified', r: 'removed' };

@@ -29,7 +29,7 @@
 import { ImgxError } from '../errors.ts';
 import type { Warnings } from '../warnings.ts';
 import type { FsEntryType } from './fs-entry.ts';
-import { FlatTree, TYPE_CHAR, encodeLayerChange, type ChangeKind, type LayerChange, type SerialisedLayerChange, type TreeColumns } from './flat-tree.ts';
+import { FlatTree, TYPE_CODE, encodeLayerChange, type ChangeKind, type LayerChange, type SerialisedLayerChange, type TreeColumns } from './flat-tree.ts';
 import { layerName, type LayerReader } from './layer-reader.ts';
 import { ROOT, baseName, joinPath, normalisePath, splitPath } from './normalise-path.ts';
 import { MAX_SPARSE_ENTRIES, type SparseSegment } from './sparse.ts';
@@ -607,24 +607,29 @@ export class TreeBuilder {
   finish(): FlatTree {
     // Inodes of non-files get an id only when shared: count paths per inode first.
     const countStack: MNode[] = [this.root];
+    let count = 0;
     while (countStack.length) {
       const n = countStack.pop()!;
+      count++;
       if (n.children) for (const c of n.children.values()) countStack.push(c);
       else n.inode!.refs = (n.inode!.refs ?? 0) + 1;
     }
+    // Columns made at their final size: grown by doubling, a million-node tree left a few hundred
+    // MB of copies for the collector, and the heap grew to hold them (a scan's peak).
+    const column = () => new Array<number>(count).fill(0);
     const c: TreeColumns = {
-      names: [],
-      parents: [],
+      names: new Array<string>(count).fill(''),
+      parents: new Int32Array(count),
       types: '',
-      modes: [],
-      uids: [],
-      gids: [],
-      mtimes: [],
-      sizes: [],
-      inodes: [],
+      modes: column(),
+      uids: column(),
+      gids: column(),
+      mtimes: column(),
+      sizes: column(),
+      inodes: column(),
       strings: [''],
-      unames: [],
-      gnames: [],
+      unames: column(),
+      gnames: column(),
       links: new Map(),
       devs: new Map(),
       xattrs: new Map(),
@@ -633,7 +638,7 @@ export class TreeBuilder {
       sparse: new Map(),
       rootExplicit: this.rootExplicit,
     };
-    const types: string[] = [];
+    const types = Buffer.alloc(count);
     const stringIds = new Map<string, number>([['', 0]]);
     const str = (s: string) => {
       let id = stringIds.get(s);
@@ -647,6 +652,7 @@ export class TreeBuilder {
     // Ids of inodes with more than one path to come; the others are numbered as they come.
     const ids = new Map<Inode, number>();
     let nextId = 1;
+    let next = 0;
     // The stack in three arrays (a tuple per node costs more than the node's columns).
     const stackNames: string[] = [''];
     const stackNodes: MNode[] = [this.root];
@@ -655,18 +661,18 @@ export class TreeBuilder {
       const name = stackNames.pop()!;
       const n = stackNodes.pop()!;
       const parent = stackParents.pop()!;
-      const idx = c.names.length;
+      const idx = next++;
       const m = n.children ? n.meta! : n.inode!.meta;
-      c.names.push(name);
-      (c.parents as number[]).push(parent);
-      types.push(TYPE_CHAR[m.type]);
-      c.modes.push(m.mode);
-      c.uids.push(m.uid);
-      c.gids.push(m.gid);
-      c.mtimes.push(m.mtime);
-      c.sizes.push(m.type === 'file' ? m.size : 0);
-      c.unames.push(str(m.uname));
-      c.gnames.push(str(m.gname));
+      c.names[idx] = name;
+      c.parents[idx] = parent;
+      types[idx] = TYPE_CODE[m.type];
+      c.modes[idx] = m.mode;
+      c.uids[idx] = m.uid;
+      c.gids[idx] = m.gid;
+      c.mtimes[idx] = m.mtime;
+      c.sizes[idx] = m.type === 'file' ? m.size : 0;
+      c.unames[idx] = str(m.uname);
+      c.gnames[idx] = str(m.gname);
       if (m.type === 'symlink') c.links.set(idx, m.linkname);
       if (m.type === 'char-device' || m.type === 'block-device') c.devs.set(idx, [m.devmajor, m.devminor]);
       if (m.xattrs && m.xattrs.size > 0) c.xattrs.set(idx, m.xattrs);
@@ -693,9 +699,9 @@ export class TreeBuilder {
           }
         }
       }
-      c.inodes.push(id);
+      c.inodes[idx] = id;
     }
-    c.types = types.join('');
+    c.types = types.toString('latin1');
     return new FlatTree(c, { encoded: this.changes });
   }
 }
