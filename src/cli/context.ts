@@ -6,6 +6,7 @@ import { openImageSource, type OpenedSource } from '../image/open-source.ts';
 import { hostPlatform, parsePlatform, type PlatformSpec } from '../image/platform.ts';
 import { parseImageArg } from '../image/transport.ts';
 import type { RegistryOptions } from '../registry/options.ts';
+import { UsageError } from '../errors.ts';
 
 export interface GlobalArgs {
   platform?: string;
@@ -16,6 +17,8 @@ export interface GlobalArgs {
   quiet?: boolean;
   debug?: boolean;
   strict?: boolean;
+  /** --timeout SECONDS: the registry's total deadline per manifest, config or token request (`boot` has its own, a number). */
+  timeout?: string | number;
   /** Only on commands that take --pull (run): when to ask the registry for a tag. */
   pull?: PullPolicy;
 }
@@ -35,11 +38,25 @@ export interface CliContext {
   open(image: string): Promise<OpenedSource>;
 }
 
+/**
+ * --timeout, else $IMGX_TIMEOUT: seconds (a positive number) → ms for the registry options;
+ * undefined when neither is given (the registry's default, 60 s).
+ */
+export function deadlineMs(flag: string | number | undefined, env = process.env.IMGX_TIMEOUT): number | undefined {
+  const [text, name] = flag !== undefined ? [String(flag), '--timeout'] : env !== undefined && env !== '' ? [env, 'IMGX_TIMEOUT'] : [undefined, ''];
+  if (text === undefined) return undefined;
+  const n = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? Number(text) : NaN;
+  if (!(n > 0) || n > 86_400) throw new UsageError(`${name} must be a number of seconds above 0 and at most 86400, not ${JSON.stringify(text.slice(0, 40))}`);
+  return Math.round(n * 1000);
+}
+
 export function makeContext(args: GlobalArgs): CliContext {
   const cache = new BlobCache(args.cacheDir || defaultCacheDir());
   const debug = args.debug === true;
   const quiet = args.quiet === true;
+  const deadline = deadlineMs(args.timeout);
   const registry: RegistryOptions = {
+    ...(deadline !== undefined ? { deadlineMs: deadline } : {}),
     ...(args.plainHttp ? { plainHttp: true } : {}),
     ...(args.insecure ? { insecure: true } : {}),
     ...(debug ? { debug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),

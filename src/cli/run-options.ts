@@ -22,6 +22,7 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { name: 'platform', type: 'string', describe: 'os/arch[/variant] to pick from an index (default: the host)' },
   { name: 'plain-http', type: 'boolean', describe: 'talk HTTP, not HTTPS, to the registry' },
   { name: 'insecure', type: 'boolean', describe: 'do not verify the registry TLS certificate' },
+  { name: 'timeout', type: 'string', describe: 'seconds each manifest, config or token request may take in all (default: $IMGX_TIMEOUT or 60)' },
   { name: 'cache-dir', type: 'string', describe: 'blob cache (default: $IMGX_CACHE or ~/.cache/imgx)' },
   { name: 'json', type: 'boolean', describe: 'machine-readable output on stdout' },
   { name: 'quiet', alias: 'q', type: 'boolean', describe: 'no progress or informational output' },

@@ -8,11 +8,14 @@
 // downgraded from https to http. A realm elsewhere gets an anonymous token request; if the registry
 // then refuses, the error says why the credentials were held back.
 import { RegistryError } from '../errors.ts';
+import { isObject, kindOf } from '../image/shape.ts';
+import { safeText } from '../util/terminal-text.ts';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.ts';
 import type { Credentials } from './credentials.ts';
-import { errorFromResponse, oneLine } from './errors.ts';
+import { errorFromResponse } from './errors.ts';
+import { runOperation, type Attempt } from './operation.ts';
 import type { ResolvedOptions } from './options.ts';
-import { readCapped, type HttpResponse, type Transport } from './transport.ts';
+import { readCapped, readLimited, type HttpResponse, type Transport } from './transport.ts';
 
 export interface AuthenticatorInit {
   /** The registry as the user names it (`docker.io`, `127.0.0.1:5000`): messages, credentials. */
@@ -40,7 +43,44 @@ interface CacheEntry {
 
 /** Tokens without expires_in live this long (distribution token spec). */
 const DEFAULT_EXPIRES_S = 60;
+/** Tokens are kept at most this long, whatever expires_in says. */
+const MAX_EXPIRES_S = 24 * 3600;
+/** A token answer larger than this is refused (while it streams). */
 const TOKEN_BODY_CAP = 1024 * 1024;
+/** Error answers of the token service are read this far (for their text). */
+const ERROR_BODY_CAP = 64 * 1024;
+/** A token goes into an Authorization header: visible ASCII only (RFC 6750's b64token is stricter). */
+const TOKEN_TEXT = /^[\x21-\x7e]+$/;
+
+/**
+ * The token of a token service's answer (`{"token": …}` or OAuth2's `{"access_token": …}`) and
+ * its lifetime, shape checked: a token of the wrong type, or with characters a header cannot
+ * carry, is refused; an expires_in of the wrong type falls back to the default (it only decides
+ * when to ask again).
+ */
+export function parseTokenResponse(body: Buffer, where: string, what: string): { token: string; expiresIn: number } {
+  const bad = (why: string) => new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the token service at ${where} ${why}`);
+  let j: unknown;
+  const text = body.toString('utf8');
+  try {
+    j = JSON.parse(text);
+  } catch {
+    throw bad(`answered something that is not JSON: ${safeText(text, 80)}`);
+  }
+  if (!isObject(j)) throw bad(`answered ${kindOf(j)}, not a JSON object`);
+  let token: string | undefined;
+  for (const key of ['token', 'access_token'] as const) {
+    const v = j[key];
+    if (v === undefined || v === null || v === '') continue;
+    if (typeof v !== 'string') throw bad(`answered a ${key} that is ${kindOf(v)}, not a string`);
+    if (!TOKEN_TEXT.test(v)) throw bad(`answered a ${key} with characters a token cannot have`);
+    token ??= v;
+  }
+  if (!token) throw bad('returned no token');
+  const e = j.expires_in;
+  const expiresIn = typeof e === 'number' && Number.isFinite(e) && e > 0 ? Math.min(e, MAX_EXPIRES_S) : DEFAULT_EXPIRES_S;
+  return { token, expiresIn };
+}
 
 function basic(c: Credentials): string | undefined {
   if (c.password === undefined) return undefined;
@@ -154,13 +194,13 @@ export class Authenticator {
       throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the registry's Bearer challenge has no valid realm`);
     }
     if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
-      throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: token realm with unsupported scheme ${realm.protocol}`);
+      throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: token realm with unsupported scheme ${safeText(realm.protocol, 40)}`);
     }
     const creds = await this.credentials();
     const allowed = creds !== undefined && this.mayReceiveCredentials(realm);
     if (creds && !allowed) {
       this.withheld =
-        `the credentials for ${this.host} were not sent to its token service at ${realm.host}: ` +
+        `the credentials for ${this.host} were not sent to its token service at ${safeText(realm.host, 100)}: ` +
         `imgx sends registry credentials only to a token service on the registry's own host over https`;
       this.options.debug(`auth: ${this.withheld}`);
     }
@@ -168,55 +208,55 @@ export class Authenticator {
       throw new RegistryError('IMGX_UNAUTHORIZED', `${what}: cannot check the credentials (${this.withheld ?? 'none given'})`, 401);
     }
 
-    this.tokenRequests++;
-    let sent = false;
-    let res: HttpResponse;
-    if (allowed && creds.identityToken) {
-      // OAuth2 refresh-token grant: the identity token replaces the password.
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'imgx' });
-      if (ch.params.service) form.set('service', ch.params.service);
-      if (scopes.length) form.set('scope', scopes.join(' '));
-      sent = true;
-      res = await this.transport.send({
-        method: 'POST',
-        url: realm,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: form.toString(),
-        what,
-      });
-    } else {
-      const url = new URL(realm);
-      if (ch.params.service) url.searchParams.set('service', ch.params.service);
-      for (const s of scopes) url.searchParams.append('scope', s);
-      let authorization: string | undefined;
-      if (allowed) {
-        authorization = basic(creds);
-        if (authorization) {
-          url.searchParams.set('account', creds.username);
-          sent = true;
+    const where = safeText(realm.host, 100);
+    const { token, expiresIn: expires } = await runOperation({ options: this.options, what, host: where }, async (a: Attempt) => {
+      this.tokenRequests++;
+      let sent = false;
+      let res: HttpResponse;
+      const common = { signal: a.signal, budget: a.budget, deadline: a.deadline, what };
+      if (allowed && creds.identityToken) {
+        // OAuth2 refresh-token grant: the identity token replaces the password.
+        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'imgx' });
+        if (ch.params.service) form.set('service', ch.params.service);
+        if (scopes.length) form.set('scope', scopes.join(' '));
+        sent = true;
+        res = await this.transport.send({
+          method: 'POST',
+          url: realm,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form.toString(),
+          ...common,
+        });
+      } else {
+        const url = new URL(realm);
+        if (ch.params.service) url.searchParams.set('service', ch.params.service);
+        for (const s of scopes) url.searchParams.append('scope', s);
+        let authorization: string | undefined;
+        if (allowed) {
+          authorization = basic(creds);
+          if (authorization) {
+            url.searchParams.set('account', creds.username);
+            sent = true;
+          }
         }
+        res = await this.transport.send({ method: 'GET', url, authorization, ...common });
       }
-      res = await this.transport.send({ method: 'GET', url, authorization, what });
-    }
 
-    this.sentCredentials ||= sent;
-    const body = (await readCapped(res.body, TOKEN_BODY_CAP)).toString('utf8');
-    if (res.status === 401 || res.status === 403) {
-      const why = sent
-        ? `the token service at ${realm.host} rejected the credentials for ${this.host}`
-        : `the token service at ${realm.host} refused an anonymous token${this.withheld ? ` (${this.withheld})` : ''}`;
-      throw new RegistryError('IMGX_UNAUTHORIZED', `${what}: unauthorized (${why})`, res.status);
-    }
-    if (res.status !== 200) throw errorFromResponse(res.status, body, { what, kind: 'token' });
-    let j: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      j = JSON.parse(body) as typeof j;
-    } catch {
-      throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the token service at ${realm.host} answered something that is not JSON: ${oneLine(body, 80)}`);
-    }
-    const token = typeof j.token === 'string' && j.token ? j.token : typeof j.access_token === 'string' && j.access_token ? j.access_token : undefined;
-    if (!token) throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the token service at ${realm.host} returned no token`);
-    const expires = typeof j.expires_in === 'number' && j.expires_in > 0 ? j.expires_in : DEFAULT_EXPIRES_S;
+      this.sentCredentials ||= sent;
+      if (res.status === 401 || res.status === 403) {
+        await readCapped(res.body, ERROR_BODY_CAP);
+        const why = sent
+          ? `the token service at ${where} rejected the credentials for ${this.host}`
+          : `the token service at ${where} refused an anonymous token${this.withheld ? ` (${this.withheld})` : ''}`;
+        throw new RegistryError('IMGX_UNAUTHORIZED', `${what}: unauthorized (${why})`, res.status);
+      }
+      if (res.status !== 200) {
+        const text = (await readCapped(res.body, ERROR_BODY_CAP)).toString('utf8');
+        throw errorFromResponse(res.status, text, { what, kind: 'token' });
+      }
+      const tooLarge = () => new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the token service at ${where} answered more than ${TOKEN_BODY_CAP} bytes`, res.status);
+      return parseTokenResponse(await readLimited(res, TOKEN_BODY_CAP, tooLarge), where, what);
+    });
     // Renew a little early so a token does not expire between our check and the registry's.
     const margin = Math.min(30, expires / 4);
     return { token, expiresAt: Date.now() + (expires - margin) * 1000 };

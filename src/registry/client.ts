@@ -1,19 +1,25 @@
 // The distribution API of one registry host: manifests, blobs, tags, /v2/. Every request goes
 // through the authenticator (401 → challenge → retry once) and the transport (retries, redirects).
+// Manifests, configs, tag lists and /v2/ are operations (operation.ts): a total deadline over all
+// their tries, and a retry when the body is cut. Blob downloads resume instead, with a floor on
+// their throughput (blob-stream.ts).
 import type { Readable } from 'node:stream';
 import { BadReferenceError, IntegrityError, RegistryError, type ImgxError } from '../errors.ts';
+import { quotedText } from '../util/terminal-text.ts';
 import type { Descriptor } from '../image/descriptor.ts';
 import { digestWithAlgorithmOf, isValidDigest, parseDigest, sha256, verifyBytes } from '../image/digest.ts';
-import { ACCEPT_MANIFESTS } from '../image/media-types.ts';
+import { ACCEPT_MANIFESTS, mediaTypeOf } from '../image/media-types.ts';
+import { kindOf } from '../image/shape.ts';
 import { MANIFEST_CAP, type BlobOpenOptions, type ManifestBlob } from '../image/source.ts';
 import { Authenticator } from './auth.ts';
 import { resumableBlob } from './blob-stream.ts';
 import { getCredentials, type Credentials } from './credentials.ts';
 import { registryBaseUrl } from './endpoint.ts';
-import { errorFromResponse, type ErrorContext, type RequestKind } from './errors.ts';
+import { abortError, errorFromResponse, type ErrorContext, type RequestKind } from './errors.ts';
+import { runOperation, type Attempt } from './operation.ts';
 import { resolveOptions, type RegistryOptions, type ResolvedOptions } from './options.ts';
 import { RetryBudget } from './retry.ts';
-import { discard, header, readCapped, Transport, type HttpResponse } from './transport.ts';
+import { discard, header, readCapped, readLimited, Transport, type HttpResponse } from './transport.ts';
 
 export interface ClientInit {
   /** Use these instead of the Docker config (login checks them). */
@@ -30,6 +36,8 @@ export interface ManifestHead {
 
 const ERROR_BODY_CAP = 64 * 1024;
 const MAX_TAG_PAGES = 1000;
+/** All pages of a tag list together (each page is capped like a manifest). */
+const MAX_TAG_LIST_BYTES = 64 * 1024 * 1024;
 
 // Repository path components and tags as the distribution spec allows them; checked before they
 // become URL paths.
@@ -37,7 +45,7 @@ const REPO = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 function checkRepo(repo: string): void {
-  if (!REPO.test(repo) || repo.length > 255) throw new BadReferenceError(`invalid repository name ${JSON.stringify(repo.slice(0, 120))}`);
+  if (!REPO.test(repo) || repo.length > 255) throw new BadReferenceError(`invalid repository name ${quotedText(repo, 120)}`);
 }
 
 /** A tag or a digest; digests are validated strictly. True for a digest. */
@@ -46,7 +54,7 @@ function checkTagOrDigest(ref: string): boolean {
     parseDigest(ref);
     return true;
   }
-  if (!TAG.test(ref)) throw new BadReferenceError(`invalid tag ${JSON.stringify(ref.slice(0, 140))}`);
+  if (!TAG.test(ref)) throw new BadReferenceError(`invalid tag ${quotedText(ref, 140)}`);
   return false;
 }
 
@@ -70,8 +78,10 @@ interface Call {
   scope: string | undefined;
   headers?: Record<string, string>;
   ctx: ErrorContext;
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   budget?: RetryBudget;
+  /** The operation's deadline, when it has one. */
+  deadline?: number;
 }
 
 export class RegistryClient {
@@ -122,6 +132,7 @@ export class RegistryClient {
         authorization: c.url.origin === this.baseUrl.origin ? authorization : undefined,
         signal: c.signal,
         budget: c.budget,
+        ...(c.deadline !== undefined ? { deadline: c.deadline } : {}),
         what: c.ctx.what,
       });
     let used = await this.auth.authorization(c.scope, c.ctx.what);
@@ -149,54 +160,67 @@ export class RegistryClient {
     return { kind, what, byDigest };
   }
 
+  /** One operation (operation.ts) of this registry: a total deadline, and retries of a cut body. */
+  private operation<T>(what: string, signal: AbortSignal | undefined, op: (a: Attempt) => Promise<T>): Promise<T> {
+    return runOperation({ options: this.options, what, host: this.host, signal }, op);
+  }
+
   /** GET or HEAD of /v2/REPO/manifests/REF, with every manifest type accepted; a non-200 answer throws. */
-  private async manifestRequest(method: 'GET' | 'HEAD', repo: string, reference: string, signal?: AbortSignal) {
-    checkRepo(repo);
-    const byDigest = checkTagOrDigest(reference);
-    const what = this.display(repo, reference);
-    const ctx = this.ctx('manifest', what, byDigest);
+  private async manifestRequest(method: 'GET' | 'HEAD', repo: string, reference: string, ctx: ErrorContext, a: Attempt): Promise<HttpResponse> {
     const res = await this.call({
       method,
       url: this.url(`/v2/${repo}/manifests/${reference}`),
       scope: pullScope(repo),
       headers: { accept: ACCEPT_MANIFESTS.join(', ') },
       ctx,
-      signal,
+      signal: a.signal,
+      budget: a.budget,
+      deadline: a.deadline,
     });
     if (res.status !== 200) throw await this.fail(res, ctx);
-    return { res, byDigest, what };
+    return res;
   }
 
   /** A manifest or index by tag or digest: capped, and verified when asked for by digest. */
   async getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<ManifestBlob> {
-    const { res, byDigest, what } = await this.manifestRequest('GET', repo, reference, signal);
-    const bytes = await readManifestBody(res, what);
+    checkRepo(repo);
+    const byDigest = checkTagOrDigest(reference);
+    const what = this.display(repo, reference);
+    const ctx = this.ctx('manifest', what, byDigest);
+    return this.operation(what, signal, async (a) => {
+      const res = await this.manifestRequest('GET', repo, reference, ctx, a);
+      const bytes = await readLimited(res, MANIFEST_CAP, () => manifestTooLarge(what));
 
-    let digest: string;
-    if (byDigest) {
-      verifyBytes(bytes, reference, what);
-      digest = reference;
-    } else {
-      digest = sha256(bytes);
-      // A registry that names a different digest for these bytes is serving something inconsistent.
-      const claimed = header(res.headers, 'docker-content-digest');
-      if (claimed && isValidDigest(claimed) && digestWithAlgorithmOf(claimed, bytes) !== claimed) {
-        throw new IntegrityError('IMGX_DIGEST_MISMATCH', `${what}: manifest bytes do not match the registry's Docker-Content-Digest ${claimed}`);
+      let digest: string;
+      if (byDigest) {
+        verifyBytes(bytes, reference, what);
+        digest = reference;
+      } else {
+        digest = sha256(bytes);
+        // A registry that names a different digest for these bytes is serving something inconsistent.
+        const claimed = header(res.headers, 'docker-content-digest');
+        if (claimed && isValidDigest(claimed) && digestWithAlgorithmOf(claimed, bytes) !== claimed) {
+          throw new IntegrityError('IMGX_DIGEST_MISMATCH', `${what}: manifest bytes do not match the registry's Docker-Content-Digest ${claimed}`);
+        }
       }
-    }
-    return { bytes, mediaType: manifestMediaType(bytes, header(res.headers, 'content-type'), what), digest };
+      return { bytes, mediaType: manifestMediaType(bytes, header(res.headers, 'content-type'), what), digest };
+    });
   }
 
   /** Digest, media type and size of a manifest, without its body. */
   async headManifest(repo: string, reference: string, signal?: AbortSignal): Promise<ManifestHead> {
-    const { res } = await this.manifestRequest('HEAD', repo, reference, signal);
+    checkRepo(repo);
+    const byDigest = checkTagOrDigest(reference);
+    const what = this.display(repo, reference);
+    const ctx = this.ctx('manifest', what, byDigest);
+    const res = await this.operation(what, signal, (a) => this.manifestRequest('HEAD', repo, reference, ctx, a));
     await discard(res.body);
     const d = header(res.headers, 'docker-content-digest');
     const len = header(res.headers, 'content-length');
     return {
       digest: d && isValidDigest(d) ? d : undefined,
-      mediaType: header(res.headers, 'content-type')?.split(';')[0]?.trim() || undefined,
-      size: len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined,
+      mediaType: mediaTypeOf(header(res.headers, 'content-type')),
+      size: len !== undefined && /^\d{1,15}$/.test(len) ? Number(len) : undefined,
     };
   }
 
@@ -236,41 +260,62 @@ export class RegistryClient {
       onProgress: options.onProgress,
       signal: options.signal,
       debug: this.options.debug,
+      floor: this.options.blobFloor,
     });
   }
 
-  /** A small blob (a config) read whole, verified, refused above `cap`. */
+  /**
+   * A small blob (a config) read whole, verified, refused above `cap`, under the total deadline
+   * of manifests (a cut body is resumed as any blob is).
+   */
   async readBlob(repo: string, desc: Descriptor, cap = MANIFEST_CAP, signal?: AbortSignal): Promise<Buffer> {
+    const what = this.display(repo, desc.digest);
     if (desc.size > cap) {
-      throw new IntegrityError('IMGX_MANIFEST_TOO_LARGE', `${this.display(repo, desc.digest)}: ${desc.size} bytes, more than the ${cap}-byte limit`);
+      throw new IntegrityError('IMGX_MANIFEST_TOO_LARGE', `${what}: ${desc.size} bytes, more than the ${cap}-byte limit`);
     }
-    const stream = await this.openBlob(repo, desc, { signal });
-    const parts: Buffer[] = [];
-    for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
-    return Buffer.concat(parts);
+    return this.operation(what, signal, async (a) => {
+      try {
+        const stream = await this.openBlob(repo, desc, { signal: a.signal });
+        const parts: Buffer[] = [];
+        for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
+        return Buffer.concat(parts);
+      } catch (e) {
+        // The stream's own error for an abort may be the bare AbortError of the pipe.
+        if (a.signal.aborted) throw abortError(a.signal, what);
+        throw e;
+      }
+    });
   }
 
-  /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */
+  /** Every tag of a repository, following `Link: <…>; rel="next"` pages (each page one operation). */
   async listTags(repo: string, signal?: AbortSignal): Promise<string[]> {
     checkRepo(repo);
     const what = this.display(repo);
     const ctx = this.ctx('tags', what);
     const tags: string[] = [];
+    let total = 0;
     let url = this.url(`/v2/${repo}/tags/list`);
     for (let page = 0; page < MAX_TAG_PAGES; page++) {
-      const res = await this.call({ method: 'GET', url, scope: pullScope(repo), ctx, signal });
-      if (res.status !== 200) throw await this.fail(res, ctx);
-      const body = await readManifestBody(res, `${what} (tag list)`);
-      let j: { tags?: unknown };
-      try {
-        j = JSON.parse(body.toString('utf8')) as typeof j;
-      } catch {
-        throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the tag list is not JSON`, res.status);
-      }
-      if (Array.isArray(j.tags)) for (const t of j.tags) if (typeof t === 'string') tags.push(t);
+      const from = url;
+      const { res, body } = await this.operation(`${what} (tag list)`, signal, async (a) => {
+        const res = await this.call({ method: 'GET', url: from, scope: pullScope(repo), ctx, signal: a.signal, budget: a.budget, deadline: a.deadline });
+        if (res.status !== 200) throw await this.fail(res, ctx);
+        const tooLarge = () => new RegistryError('IMGX_REGISTRY_ERROR', `${what}: a page of the tag list is larger than ${MANIFEST_CAP} bytes`, res.status);
+        return { res, body: await readLimited(res, MANIFEST_CAP, tooLarge) };
+      });
+      total += body.length;
+      if (total > MAX_TAG_LIST_BYTES) throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the tag list is larger than ${MAX_TAG_LIST_BYTES} bytes`);
+      tags.push(...parseTagList(body, what));
       const next = nextLink(res.headers.link);
       if (!next) return tags;
-      url = new URL(next, res.url);
+      try {
+        url = new URL(next, res.url);
+      } catch {
+        throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the tag list's next page has a malformed address`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the tag list's next page is not an http(s) address`);
+      }
     }
     throw new RegistryError('IMGX_REGISTRY_ERROR', `${what}: more than ${MAX_TAG_PAGES} pages of tags`);
   }
@@ -278,9 +323,11 @@ export class RegistryClient {
   /** GET /v2/: is this a registry, and do our credentials open it? */
   async ping(signal?: AbortSignal): Promise<void> {
     const ctx = this.ctx('ping', `docker://${this.host}`);
-    const res = await this.call({ method: 'GET', url: this.url('/v2/'), scope: undefined, ctx, signal });
-    if (res.status !== 200) throw await this.fail(res, ctx);
-    await discard(res.body);
+    await this.operation(ctx.what, signal, async (a) => {
+      const res = await this.call({ method: 'GET', url: this.url('/v2/'), scope: undefined, ctx, signal: a.signal, budget: a.budget, deadline: a.deadline });
+      if (res.status !== 200) throw await this.fail(res, ctx);
+      await discard(res.body);
+    });
   }
 
   async close(): Promise<void> {
@@ -288,28 +335,41 @@ export class RegistryClient {
   }
 }
 
-/** A manifest-sized body: refused early on Content-Length, and while reading. */
-async function readManifestBody(res: HttpResponse, what: string): Promise<Buffer> {
-  const tooLarge = () => new IntegrityError('IMGX_MANIFEST_TOO_LARGE', `${what}: larger than the ${MANIFEST_CAP}-byte limit for manifests`);
-  const len = header(res.headers, 'content-length');
-  if (len !== undefined && /^\d+$/.test(len) && Number(len) > MANIFEST_CAP) {
-    res.body.destroy();
-    throw tooLarge();
-  }
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of res.body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > MANIFEST_CAP) {
-      res.body.destroy();
-      throw tooLarge();
-    }
-    parts.push(c);
-  }
-  return Buffer.concat(parts);
+function manifestTooLarge(what: string): IntegrityError {
+  return new IntegrityError('IMGX_MANIFEST_TOO_LARGE', `${what}: larger than the ${MANIFEST_CAP}-byte limit for manifests`);
 }
 
-/** The body's own mediaType wins; Content-Type is the fallback (old Docker manifests omit the field). */
+/** Longest tag the distribution spec allows. */
+const TAG_MAX = 128;
+
+/** `{"name": …, "tags": [string, …] | null}`: the tags, each a valid tag; anything else is refused. */
+export function parseTagList(body: Buffer, what: string): string[] {
+  const bad = (why: string) => new RegistryError('IMGX_REGISTRY_ERROR', `${what}: the tag list ${why}`, 200);
+  let j: unknown;
+  try {
+    j = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw bad('is not JSON');
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad(`is ${kindOf(j)}, not an object`);
+  const list = (j as { tags?: unknown }).tags;
+  // A repository without tags: distribution answers `"tags": null`.
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) throw bad(`has tags that are ${kindOf(list)}, not a list`);
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const t: unknown = list[i];
+    if (typeof t !== 'string') throw bad(`has tags[${i}] that is ${kindOf(t)}, not a string`);
+    if (t.length > TAG_MAX || !TAG.test(t)) throw bad(`has an invalid tag ${quotedText(t)}`);
+    out.push(t);
+  }
+  return out;
+}
+
+/**
+ * The body's own mediaType wins; Content-Type is the fallback (old Docker manifests omit the
+ * field). Both are checked to be media types (type/subtype) before they are used or shown.
+ */
 function manifestMediaType(bytes: Buffer, contentType: string | undefined, what: string): string {
   let j: unknown;
   try {
@@ -317,9 +377,18 @@ function manifestMediaType(bytes: Buffer, contentType: string | undefined, what:
   } catch {
     throw new IntegrityError('IMGX_BAD_MANIFEST', `${what}: the manifest is not JSON`);
   }
-  const mt = j && typeof j === 'object' ? (j as { mediaType?: unknown }).mediaType : undefined;
-  if (typeof mt === 'string' && mt !== '') return mt;
-  const ct = contentType?.split(';')[0]?.trim();
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) {
+    throw new IntegrityError('IMGX_BAD_MANIFEST', `${what}: the manifest is ${kindOf(j)}, not a JSON object`);
+  }
+  const mt: unknown = (j as { mediaType?: unknown }).mediaType;
+  if (mt !== undefined && mt !== null && typeof mt !== 'string') {
+    throw new IntegrityError('IMGX_BAD_MANIFEST', `${what}: mediaType is ${kindOf(mt)}, not a string`);
+  }
+  if (typeof mt === 'string' && mt !== '') {
+    if (mediaTypeOf(mt) !== mt) throw new IntegrityError('IMGX_BAD_MANIFEST', `${what}: mediaType ${quotedText(mt)} is not a media type`);
+    return mt;
+  }
+  const ct = mediaTypeOf(contentType);
   if (ct) return ct;
   throw new IntegrityError('IMGX_BAD_MANIFEST', `${what}: the manifest declares no media type`);
 }

@@ -2,7 +2,7 @@
 // (get, erase) or {ServerURL, Username, Secret} (store) on stdin, JSON {Username, Secret} out.
 import { spawn } from 'node:child_process';
 import { ImgxError } from '../errors.ts';
-import { oneLine } from './errors.ts';
+import { quotedText, safeText } from '../util/terminal-text.ts';
 
 export interface HelperCredentials {
   username: string;
@@ -14,7 +14,7 @@ const HELPER_TIMEOUT_MS = 60_000;
 function program(name: string): string {
   // The name comes from a config file: it must not turn into a path.
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new ImgxError('IMGX_CREDENTIALS', `invalid credential helper name ${JSON.stringify(name.slice(0, 80))}`);
+    throw new ImgxError('IMGX_CREDENTIALS', `invalid credential helper name ${quotedText(name)}`);
   }
   return `docker-credential-${name}`;
 }
@@ -51,7 +51,7 @@ function run(prog: string, action: string, input: string): Promise<Run> {
 }
 
 function failure(prog: string, action: string, r: Run): ImgxError {
-  const text = oneLine(r.stdout.trim() || r.stderr.trim() || `exit status ${r.code}`);
+  const text = safeText(r.stdout.trim() || r.stderr.trim() || `exit status ${r.code}`, 200);
   return new ImgxError('IMGX_CREDENTIALS', `credential helper ${prog} ${action}: ${text}`);
 }
 

@@ -4,6 +4,7 @@ import { ImgxError } from '../errors.ts';
 import { helperErase, helperGet, helperStore } from './cred-helper.ts';
 import { dockerConfigPath, readDockerConfig, writeDockerConfig, type AuthEntry, type DockerConfigFile } from './docker-config.ts';
 import { isDockerHub } from './endpoint.ts';
+import { quotedText } from '../util/terminal-text.ts';
 
 export interface Credentials {
   username: string;
@@ -63,7 +64,7 @@ function fromEntry(e: AuthEntry, path: string, key: string): Credentials | undef
   if (typeof e.auth === 'string' && e.auth !== '') {
     const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) throw new ImgxError('IMGX_CREDENTIALS', `${path}: auths[${JSON.stringify(key)}].auth is not base64 of user:password`);
+    if (colon < 0) throw new ImgxError('IMGX_CREDENTIALS', `${path}: auths[${quotedText(key)}].auth is not base64 of user:password`);
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
   }

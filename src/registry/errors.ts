@@ -1,6 +1,9 @@
 // Registry answers and network failures → the typed errors of src/errors.ts, with one-line
 // messages that name the registry and repository (`docker://host/repo:tag: manifest unknown (…)`).
+// A registry's error codes and messages are untrusted text: they pass through safeText
+// (src/util/terminal-text.ts) before they become part of a message.
 import { ImgxError, NetworkError, NotFoundError, RegistryError } from '../errors.ts';
+import { safeText } from '../util/terminal-text.ts';
 
 /** What a request was for: decides what a bare 404 means. */
 export type RequestKind = 'manifest' | 'blob' | 'tags' | 'ping' | 'token';
@@ -15,35 +18,42 @@ export interface ErrorContext {
   authHint?: string;
 }
 
-interface DistributionError {
-  code?: unknown;
-  message?: unknown;
-}
+/** Longest registry error code and message quoted in a message, in characters. */
+export const ERROR_CODE_MAX = 64;
+export const ERROR_MESSAGE_MAX = 200;
 
-/** Registry messages are untrusted text: one line, printable, short. */
-export function oneLine(s: string, max = 200): string {
-  const t = s.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim();
-  return t.length > max ? t.slice(0, max) + '…' : t;
-}
-
-function firstError(body: string): { code?: string; message?: string } {
+/**
+ * The first entry of a distribution error body (`{"errors":[{"code":…,"message":…}]}`), shape
+ * checked: anything else (not JSON, another shape, fields of other types) gives nothing, and the
+ * HTTP status speaks alone.
+ */
+export function firstError(body: string): { code?: string; message?: string } {
+  let j: unknown;
   try {
-    const j = JSON.parse(body) as { errors?: DistributionError[] };
-    const e = Array.isArray(j?.errors) ? j.errors[0] : undefined;
-    if (!e) return {};
-    return {
-      code: typeof e.code === 'string' ? e.code : undefined,
-      message: typeof e.message === 'string' ? e.message : undefined,
-    };
+    j = JSON.parse(body);
   } catch {
     return {};
   }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) return {};
+  const errors = (j as { errors?: unknown }).errors;
+  const e: unknown = Array.isArray(errors) ? errors[0] : undefined;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) return {};
+  const { code, message } = e as { code?: unknown; message?: unknown };
+  const out: { code?: string; message?: string } = {};
+  if (typeof code === 'string') {
+    const c = safeText(code, ERROR_CODE_MAX);
+    if (c) out.code = c;
+  }
+  if (typeof message === 'string') {
+    const m = safeText(message, ERROR_MESSAGE_MAX);
+    if (m) out.message = m;
+  }
+  return out;
 }
 
 /** The error for a registry answer that is not a success. `body` is the (capped) response text. */
 export function errorFromResponse(status: number, body: string, ctx: ErrorContext): ImgxError {
-  const { code, message } = firstError(body);
-  const detail = message ? oneLine(message) : undefined;
+  const { code, message: detail } = firstError(body);
   const w = ctx.what;
   const auth = (what: string) => `${w}: ${what}${ctx.authHint ? ` (${ctx.authHint})` : detail ? ` (${detail})` : ''}`;
   switch (code) {
@@ -93,8 +103,17 @@ function codesOf(err: unknown, depth = 0): string[] {
   return out;
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+/** The code of SlowBodyError (blob-stream.ts: a download below the throughput floor). */
+export const SLOW_BODY = 'IMGX_SLOW_BODY';
+
+/** A body that arrives more slowly than the floor allows: ends the attempt, which is retried. */
+export class SlowBodyError extends Error {
+  readonly code = SLOW_BODY;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', SLOW_BODY]);
 const RETRYABLE_CODES = new Set([
+  SLOW_BODY,
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',
@@ -128,6 +147,11 @@ export function isAbortError(err: unknown): boolean {
   return e?.name === 'AbortError' || codesOf(err).some((c) => c === 'ABORT_ERR' || c === 'UND_ERR_ABORTED' || c === 'UND_ERR_ABORT');
 }
 
+/** An error with a code (of Node, undici, or the system): a failure of I/O, not a bug. */
+export function isNetworkFailure(err: unknown): boolean {
+  return !(err instanceof ImgxError) && codesOf(err).length > 0;
+}
+
 /** A failure of the connection that another try may cure (not TLS, not DNS "no such host"). */
 export function isRetryableNetworkError(err: unknown): boolean {
   if (err instanceof ImgxError || isAbortError(err)) return false;
@@ -140,7 +164,8 @@ export function isRetryableNetworkError(err: unknown): boolean {
 export function networkError(err: unknown, host: string, what: string): ImgxError {
   if (err instanceof ImgxError) return err;
   const codes = codesOf(err);
-  const msg = oneLine(err instanceof Error ? err.message : String(err));
+  // Node's messages may quote the far end (a certificate's names): untrusted text too.
+  const msg = safeText(err instanceof Error ? err.message : String(err), ERROR_MESSAGE_MAX);
   if (codes.some(isTlsCode) || /SSL routines|wrong version number|certificate/i.test(msg)) {
     return new NetworkError(
       'IMGX_TLS',

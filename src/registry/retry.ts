@@ -1,6 +1,7 @@
 // Retry policy: a bounded budget of tries per operation, exponential backoff with jitter, and the
 // server's Retry-After when it gives one. Blob resumes draw on the same budget as retries.
 import { setTimeout as delay } from 'node:timers/promises';
+import { abortError } from './errors.ts';
 import type { ResolvedOptions } from './options.ts';
 
 export class RetryBudget {
@@ -52,7 +53,13 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
 }
 
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`; an abort of `signal` meanwhile throws what abortError makes of it (never a bare AbortError). */
+export async function sleep(ms: number, signal?: AbortSignal, what = 'request'): Promise<void> {
   if (ms <= 0) return;
-  await delay(ms, undefined, signal ? { signal } : undefined);
+  try {
+    await delay(ms, undefined, signal ? { signal } : undefined);
+  } catch (e) {
+    if (signal?.aborted) throw abortError(signal, what);
+    throw e;
+  }
 }

@@ -6,6 +6,7 @@ import { RegistryError } from '../errors.ts';
 import { isLoopbackHost } from './endpoint.ts';
 import { abortError, isAbortError, isRetryableNetworkError, networkError } from './errors.ts';
 import type { ResolvedOptions } from './options.ts';
+import { safeText } from '../util/terminal-text.ts';
 import { isRetryableStatus, RetryBudget, sleep } from './retry.ts';
 import { undiciAgent, undiciEnvHttpProxyAgent } from './undici-parts.ts';
 
@@ -24,6 +25,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Shared by the tries of one operation; a fresh one per request when absent. */
   budget?: RetryBudget;
+  /** The operation's deadline (Date.now() ms): no retry waits past it. */
+  deadline?: number;
   /** The object as shown in messages. */
   what: string;
 }
@@ -59,18 +62,49 @@ export async function discard(body: ResponseBody): Promise<void> {
   }
 }
 
-/** A body read whole up to `cap` bytes; longer bodies are cut (for error text and small JSON). */
+/**
+ * The text of an error answer: read up to `cap` bytes, the rest cut off. Best effort: a body that
+ * fails midway gives what arrived (an error body only adds detail to the status).
+ */
 export async function readCapped(body: ResponseBody, cap: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    const room = cap - n;
-    parts.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
-    n += Math.min(room, chunk.length);
-    if (n >= cap) {
-      body.destroy();
-      break;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      const room = cap - n;
+      parts.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+      n += Math.min(room, chunk.length);
+      if (n >= cap) {
+        body.destroy();
+        break;
+      }
     }
+  } catch {
+    // cut, reset or timed out: the status speaks alone
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * A body that must arrive whole (a manifest, a token response, a tag list): refused with
+ * `tooLarge()` as soon as its Content-Length or the bytes read so far pass `cap`, so a huge body
+ * is never held in memory. A body cut midway throws the network error (the caller retries it).
+ */
+export async function readLimited(res: HttpResponse, cap: number, tooLarge: () => Error): Promise<Buffer> {
+  const len = header(res.headers, 'content-length');
+  if (len !== undefined && /^\d+$/.test(len) && Number(len) > cap) {
+    res.body.destroy();
+    throw tooLarge();
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > cap) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    parts.push(c);
   }
   return Buffer.concat(parts);
 }
@@ -112,6 +146,8 @@ export class Transport {
     let method = req.method;
     let body = req.body;
     let redirects = 0;
+    // A retry whose wait would end past the operation's deadline is not made.
+    const fits = (ms: number) => req.deadline === undefined || Date.now() + ms < req.deadline;
     for (;;) {
       if (req.signal?.aborted) throw abortError(req.signal, req.what);
       const headers: Record<string, string> = { 'user-agent': o.userAgent, ...req.headers };
@@ -133,9 +169,11 @@ export class Transport {
         if (req.signal?.aborted || isAbortError(err)) throw abortError(req.signal, req.what);
         if (isRetryableNetworkError(err) && budget.take()) {
           const wait = budget.backoff();
-          o.debug(`${method} ${shown(url)}: ${(err as Error).message}; retry in ${wait} ms (${budget.remaining} left)`);
-          await sleep(wait, req.signal);
-          continue;
+          if (fits(wait)) {
+            o.debug(`${method} ${shown(url)}: ${(err as Error).message}; retry in ${wait} ms (${budget.remaining} left)`);
+            await sleep(wait, req.signal, req.what);
+            continue;
+          }
         }
         throw networkError(err, url.host, req.what);
       }
@@ -155,7 +193,7 @@ export class Transport {
           throw new RegistryError('IMGX_REGISTRY_ERROR', `${req.what}: redirect to a malformed location`, status);
         }
         if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-          throw new RegistryError('IMGX_REGISTRY_ERROR', `${req.what}: redirect to an unsupported scheme ${next.protocol}`, status);
+          throw new RegistryError('IMGX_REGISTRY_ERROR', `${req.what}: redirect to an unsupported scheme ${safeText(next.protocol, 40)}`, status);
         }
         if (status === 303 && method === 'POST') {
           method = 'GET';
@@ -168,10 +206,13 @@ export class Transport {
       if (isRetryableStatus(status) && budget.remaining > 0) {
         budget.take();
         const wait = budget.delayFor(header(res.headers, 'retry-after'));
-        await discard(res.body);
-        o.debug(`${method} ${shown(url)}: HTTP ${status}; retry in ${wait} ms (${budget.remaining} left)`);
-        await sleep(wait, req.signal);
-        continue;
+        // Past the deadline the answer stands: a 429 then says "rate limit", not "timed out".
+        if (fits(wait)) {
+          await discard(res.body);
+          o.debug(`${method} ${shown(url)}: HTTP ${status}; retry in ${wait} ms (${budget.remaining} left)`);
+          await sleep(wait, req.signal, req.what);
+          continue;
+        }
       }
       return { status, headers: res.headers, body: res.body, url };
     }
