@@ -3,6 +3,7 @@
 import type { Options } from 'yargs';
 import { isImgxError } from '../errors.ts';
 import { escapedIoError } from '../io-errors.ts';
+import { safeText } from '../util/terminal-text.ts';
 import { EXIT_INTERNAL, EXIT_STATUS } from './exit-codes.ts';
 import { splitRunArgv } from './run-argv.ts';
 import { GLOBAL_OPTIONS, parseRunFast } from './run-options.ts';
@@ -114,6 +115,11 @@ export function reportError(e: unknown, debug: boolean): number {
   return EXIT_INTERNAL;
 }
 
+/**
+ * The message on one line, safe for a terminal: messages quote names from layers and text from
+ * registries, which the code that made them should already have made printable; this is the last
+ * net (escape sequences and control characters removed, a runaway message cut).
+ */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  return safeText(s.replace(/\s*\n\s*/g, ' '), 2000);
 }

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NotFoundError } from '../errors.ts';
+import { ImgxError, NotFoundError } from '../errors.ts';
 import { ioError } from '../io-errors.ts';
 import { tempNameFor, writeFileAtomic } from './atomic-file.ts';
 import type { Descriptor } from './descriptor.ts';
@@ -177,8 +177,25 @@ export class BlobCache {
 
   async entries(): Promise<CacheEntry[]> {
     await this.init();
-    const doc = JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as { manifests?: CacheEntry[] };
-    return (doc.manifests ?? []).map((m) => ({ ...m, annotations: m.annotations ?? {} }));
+    const path = join(this.root, 'index.json');
+    const text = await readFile(path, 'utf8');
+    // The cache's own file, but a file on disk all the same: a damaged one is one line, not a crash.
+    const corrupt = (why: string) => new ImgxError('IMGX_IO', `${path} is damaged (${why}): remove it to start the cache's index again`);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (e) {
+      throw corrupt((e as Error).message);
+    }
+    const manifests = (doc as { manifests?: unknown } | null)?.manifests ?? [];
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !Array.isArray(manifests)) throw corrupt('not an image index');
+    return manifests.map((m: unknown, i: number) => {
+      const e = m as Partial<CacheEntry> | null;
+      if (typeof e !== 'object' || e === null || typeof e.digest !== 'string' || typeof e.mediaType !== 'string' || typeof e.size !== 'number') throw corrupt(`entry ${i}`);
+      const annotations = e.annotations ?? {};
+      if (typeof annotations !== 'object' || annotations === null || Object.values(annotations).some((v) => typeof v !== 'string')) throw corrupt(`entry ${i}'s annotations`);
+      return { ...(e as CacheEntry), annotations };
+    });
   }
 
   /** Records that `ref` resolved to `root`, replacing an older entry for the same reference. */

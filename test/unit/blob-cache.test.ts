@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, existsSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, existsSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -140,6 +140,21 @@ test('prune removes unreferenced blobs past the grace period and keeps reference
   r = await pruneCache(cache, { all: true });
   assert.is(r.removedEntries, 1);
   assert.is(r.removedBlobs, 3);
+});
+
+test("a damaged index.json of the cache is one IMGX_IO line, whatever its shape, never a crash", async () => {
+  for (const text of ['garbage', '[]', 'null', '{"manifests": 5}', '{"manifests": [1]}', '{"manifests": [{"digest": "x", "mediaType": "m", "size": 1, "annotations": {"a": 1}}]}']) {
+    const cache = new BlobCache(tmp());
+    await cache.entries();
+    writeFileSync(join(cache.root, 'index.json'), text);
+    try {
+      await cache.entries();
+      assert.unreachable(text);
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'IMGX_IO', text);
+      assert.match((e as Error).message, /index\.json is damaged/);
+    }
+  }
 });
 
 test.run();
