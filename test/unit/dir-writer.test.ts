@@ -11,6 +11,8 @@ import { writeDirectory } from '../../src/export/dir-writer.ts';
 import type { FlatEntry, FsEntryType } from '../../src/layers/fs-entry.ts';
 import { Warnings } from '../../src/warnings.ts';
 import { tempDir } from '../helpers/tempdir.ts';
+import * as require_fs from 'node:fs';
+import { decodeName, encodeName } from '../../src/util/raw-name.ts';
 import { readXattrs } from '../helpers/tree-compare.ts';
 import { requireTools } from '../helpers/tools.ts';
 
@@ -326,5 +328,63 @@ if (isRoot) {
     assert.is(w.count(), 0, w.summary().join('\n'));
   });
 }
+
+test('a sparse file: its stored data at its offsets, the holes left unwritten, the size set', async () => {
+  const { dest } = work();
+  const GB = 1_000_000_000;
+  const data = Buffer.concat([Buffer.alloc(300, 0x61), Buffer.alloc(200, 0x62)]);
+  const sparse = [
+    { offset: 10 * GB, size: 300 },
+    { offset: 20 * GB + 7, size: 200 },
+  ];
+  await writeDirectory(stream([e('big', 'file', { size: 30 * GB, sparse, content: data }), e('empty-map', 'file', { size: 4096, sparse: [{ offset: 4096, size: 0 }], content: '' })]), dest, { warnings: new Warnings() });
+  const st = lstatSync(join(dest, 'big'));
+  assert.is(st.size, 30 * GB);
+  assert.ok(st.blocks * 512 < 1 << 20, `${st.blocks} blocks`);
+  const read = (at: number, n: number) => {
+    const b = Buffer.alloc(n);
+    const fd = require_fs.openSync(join(dest, 'big'), 'r');
+    require_fs.readSync(fd, b, 0, n, at);
+    require_fs.closeSync(fd);
+    return b;
+  };
+  assert.ok(read(10 * GB - 10, 310).equals(Buffer.concat([Buffer.alloc(10), Buffer.alloc(300, 0x61)])));
+  assert.ok(read(20 * GB + 7, 200).equals(Buffer.alloc(200, 0x62)));
+  assert.is(lstatSync(join(dest, 'empty-map')).size, 4096);
+  // Data that the map cannot hold is a bad layer, and nothing is left.
+  const bad = work();
+  try {
+    await writeDirectory(stream([e('big', 'file', { size: 100, sparse: [{ offset: 0, size: 10 }], content: Buffer.alloc(20) })]), bad.dest, { warnings: new Warnings() });
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'IMGX_BAD_LAYER');
+  }
+  assert.not.ok(existsSync(bad.dest));
+});
+
+test('names that are not UTF-8 keep their bytes: files, directories, symlinks and their targets, hardlinks, xattrs, fifos', async () => {
+  const { dest } = work();
+  const raw = (...b: number[]) => decodeName(Buffer.from(b));
+  const d = raw(0x64, 0xff);
+  const f = `${d}/${raw(0x66, 0x80, 0x81)}`;
+  await writeDirectory(
+    stream([
+      e(d, 'directory'),
+      e(f, 'file', { content: 'x', xattrs: new Map([['user.a', Buffer.from('v')]]) }),
+      e(`${d}/link`, 'symlink', { linkname: raw(0x74, 0xfe) }),
+      e(`${d}/hard`, 'hardlink', { linkname: f }),
+      e(`${d}/${raw(0x70, 0xfd)}`, 'fifo'),
+    ]),
+    dest,
+    { warnings: new Warnings() },
+  );
+  const dir = Buffer.concat([Buffer.from(`${dest}/`), encodeName(d)]);
+  assert.equal(readdirSync(dir, { encoding: 'buffer' }).map((b) => b.toString('hex')).sort(), [Buffer.from([0x66, 0x80, 0x81]), Buffer.from('hard'), Buffer.from('link'), Buffer.from([0x70, 0xfd])].map((b) => b.toString('hex')).sort());
+  const file = Buffer.concat([dir, Buffer.from('/'), Buffer.from([0x66, 0x80, 0x81])]);
+  assert.is(readFileSync(file, 'utf8'), 'x');
+  assert.ok(readlinkSync(Buffer.concat([dir, Buffer.from('/link')]), { encoding: 'buffer' }).equals(Buffer.from([0x74, 0xfe])));
+  assert.is(lstatSync(Buffer.concat([dir, Buffer.from('/hard')])).ino, lstatSync(file).ino);
+  assert.ok(lstatSync(Buffer.concat([dir, Buffer.from('/'), Buffer.from([0x70, 0xfd])])).isFIFO());
+});
 
 test.run();
