@@ -497,4 +497,261 @@ test('registry errors map to typed errors', async () => {
   await c.close();
 });
 
+// ---- issue 16: cut bodies, deadlines, the blob throughput floor, untrusted text ---------------
+
+/** Sends the headers and the first `n` bytes of `body` (announcing all of it), then drops the connection. */
+function cutAfter(res: ServerResponse, body: Buffer, n: number, headers: Record<string, string | number> = {}): void {
+  res.writeHead(200, { 'content-length': body.length, ...headers });
+  res.write(body.subarray(0, n), () => setTimeout(() => res.socket?.destroy(), 10));
+}
+
+/** Writes `body` one byte every `ms` (announcing all of it) until the client goes away. */
+function drip(res: ServerResponse, body: Buffer, ms: number, headers: Record<string, string | number> = {}): void {
+  res.writeHead(200, { 'content-length': body.length, ...headers });
+  let i = 0;
+  const t = setInterval(() => {
+    if (res.destroyed || i >= body.length) return clearInterval(t);
+    res.write(body.subarray(i, ++i));
+  }, ms);
+  res.on('close', () => clearInterval(t));
+}
+
+test('a manifest body cut mid-transfer is asked for again; always cut → IMGX_UNREACHABLE, never a raw error', async () => {
+  let n = 0;
+  const s = await serve((req, res) => {
+    if (req.url!.startsWith('/v2/always/') || n++ < 2) return cutAfter(res, manifest, 40, { 'content-type': OCI_MANIFEST });
+    res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': manifest.length });
+    res.end(manifest);
+  });
+  const c = new RegistryClient(s.host, opts());
+  const m = await c.getManifest('app', 'v1');
+  assert.is(m.digest, sha(manifest));
+  assert.is(s.requests.length, 3, 'two cut answers, then the whole one');
+  const before = s.requests.length;
+  const err = await rejectsWith(c.getManifest('always', 'v1'), 'IMGX_UNREACHABLE');
+  assert.match(err.message, /^docker:\/\/127\.0\.0\.1:\d+\/always:v1: cannot reach 127\.0\.0\.1:\d+ \(/);
+  assert.is(s.requests.length - before, 4, 'the first try and the three retries of the budget');
+  await c.close();
+});
+
+test('a body that stops short of its Content-Length and then stalls: retried on the idle timeout, then IMGX_TIMEOUT', async () => {
+  const s = await serve((_req, res) => {
+    res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': manifest.length });
+    res.write(manifest.subarray(0, 10)); // and nothing more, connection kept open
+  });
+  const c = new RegistryClient(s.host, opts({ retries: 1, timeoutMs: 300 }));
+  await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_TIMEOUT');
+  assert.is(s.requests.length, 2);
+  await c.close();
+});
+
+test('a config (small blob) cut mid-transfer is resumed and verified', async () => {
+  let n = 0;
+  const s = await serve((req, res) => {
+    if (n++ === 0) return cutAfter(res, blob, 1000);
+    const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    res.writeHead(start ? 206 : 200, { 'content-length': blob.length - start, ...(start ? { 'content-range': `bytes ${start}-${blob.length - 1}/${blob.length}` } : {}) });
+    res.end(blob.subarray(start));
+  });
+  const c = new RegistryClient(s.host, opts());
+  assert.ok((await c.readBlob('app', blobDesc)).equals(blob));
+  assert.is(s.requests.length, 2);
+  await c.close();
+});
+
+/** A registry whose token service misbehaves as `token` says; manifests need `Bearer good`. */
+async function tokenRegistry(token: (req: IncomingMessage, res: ServerResponse, n: number) => void) {
+  let port = 0;
+  let tokens = 0;
+  const s = await serve((req, res) => {
+    if (req.url!.startsWith('/token')) return token(req, res, tokens++);
+    if (req.headers.authorization !== 'Bearer good') {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="svc"` });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': manifest.length });
+    res.end(manifest);
+  });
+  port = s.port;
+  return { s, tokens: () => tokens };
+}
+
+test('a token answer cut mid-transfer is retried; always cut → IMGX_UNREACHABLE', async () => {
+  const good = Buffer.from(JSON.stringify({ token: 'good', expires_in: 300 }));
+  const { s, tokens } = await tokenRegistry((_req, res, n) => {
+    if (n < 2) return cutAfter(res, good, 5, { 'content-type': 'application/json' });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(good);
+  });
+  const c = new RegistryClient(s.host, opts());
+  assert.is((await c.getManifest('app', 'v1')).digest, sha(manifest));
+  assert.is(tokens(), 3);
+  await c.close();
+
+  const { s: s2 } = await tokenRegistry((_req, res) => cutAfter(res, good, 5));
+  const c2 = new RegistryClient(s2.host, opts());
+  await rejectsWith(c2.getManifest('app', 'v1'), 'IMGX_UNREACHABLE');
+  await c2.close();
+});
+
+test('a token answer over the 1 MiB cap is refused while it streams', async () => {
+  let written = 0;
+  let closedEarly = false;
+  const { s } = await tokenRegistry((_req, res) => {
+    // 50 MB of a JSON string, written as the client takes it.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    res.write('{"token":"');
+    const more = () => {
+      while (written < 50 * 1024 * 1024) {
+        written += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end('"}');
+    };
+    res.on('close', () => (closedEarly = !res.writableFinished));
+    more();
+  });
+  const c = new RegistryClient(s.host, opts());
+  const err = await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_REGISTRY_ERROR');
+  assert.match(err.message, /answered more than 1048576 bytes/);
+  for (let i = 0; i < 200 && !closedEarly; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(closedEarly && written < 50 * 1024 * 1024, `the client hung up (${written} bytes written)`);
+  await c.close();
+});
+
+test('a manifest that drips one byte at a time fails at the total deadline: IMGX_TIMEOUT', async () => {
+  const s = await serve((_req, res) => drip(res, manifest, 200, { 'content-type': OCI_MANIFEST }));
+  const c = new RegistryClient(s.host, opts({ deadlineMs: 1500 }));
+  const t0 = Date.now();
+  const err = await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_TIMEOUT');
+  assert.ok(Date.now() - t0 < 30_000, 'bounded');
+  assert.match(err.message, /no complete answer within 1\.5 s .*--timeout/);
+  assert.is(s.requests.length, 1, 'the deadline is the whole operation: no retry after it');
+  await c.close();
+});
+
+test('a token service that drips fails at the deadline too; so does a config', async () => {
+  const { s } = await tokenRegistry((_req, res) => drip(res, Buffer.from('{"token":"good"}'), 200));
+  const c = new RegistryClient(s.host, opts({ deadlineMs: 1000 }));
+  const err = await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_TIMEOUT');
+  assert.match(err.message, /within 1 s/);
+  await c.close();
+
+  const b = await serve((_req, res) => drip(res, blob, 50));
+  const c2 = new RegistryClient(b.host, opts({ deadlineMs: 1000 }));
+  await rejectsWith(c2.readBlob('app', blobDesc), 'IMGX_TIMEOUT');
+  await c2.close();
+});
+
+test('a Retry-After longer than the deadline: the 429 stands at once', async () => {
+  const s = await serve((_req, res) => {
+    res.writeHead(429, { 'retry-after': '120', 'content-type': 'application/json' });
+    res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
+  });
+  const c = new RegistryClient(s.host, opts({ deadlineMs: 2000, maxDelayMs: 120_000 }));
+  const t0 = Date.now();
+  await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_TOOMANYREQUESTS');
+  assert.ok(Date.now() - t0 < 60_000, 'no two-minute sleep');
+  assert.is(s.requests.length, 1);
+  await c.close();
+});
+
+test('a blob below the throughput floor: each attempt fails, is resumed with Range, then IMGX_TIMEOUT', async () => {
+  const s = await serve((req, res) => {
+    const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    const rest = blob.subarray(start);
+    if (start) res.writeHead(206, { 'content-length': rest.length, 'content-range': `bytes ${start}-${blob.length - 1}/${blob.length}` });
+    else res.writeHead(200, { 'content-length': rest.length });
+    let i = 0;
+    const t = setInterval(() => {
+      if (res.destroyed) return clearInterval(t);
+      res.write(rest.subarray(i, (i += 16)));
+    }, 50);
+    res.on('close', () => clearInterval(t));
+  });
+  const c = new RegistryClient(s.host, opts({ retries: 2, blobFloor: { bytes: 4096, windowMs: 500 } }));
+  const err = await rejectsWith(collect(await c.openBlob('app', blobDesc)), 'IMGX_TIMEOUT');
+  assert.match(err.message, /fewer than 4 KiB in 0\.5 s, the minimum throughput for blobs/);
+  assert.is(s.requests.length, 3);
+  assert.ok(s.requests.slice(1).every((r) => /^bytes=\d+-$/.test(r.headers.range ?? '')), 'resumed where it stopped');
+  await c.close();
+});
+
+test('a blob above the floor, and a consumer that takes its time, are not cut', async () => {
+  const s = await serve((_req, res) => {
+    res.writeHead(200, { 'content-length': blob.length });
+    let i = 0;
+    const t = setInterval(() => {
+      if (res.destroyed || i >= blob.length) return clearInterval(t);
+      const part = blob.subarray(i, (i += 32 * 1024));
+      if (i >= blob.length) res.end(part);
+      else res.write(part);
+    }, 50);
+    res.on('close', () => clearInterval(t));
+  });
+  // A window wide enough that a busy machine pausing this process does not trip it.
+  const c = new RegistryClient(s.host, opts({ retries: 0, blobFloor: { bytes: 4096, windowMs: 2000 } }));
+  const stream = await c.openBlob('app', blobDesc);
+  const parts: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    // A slow consumer: 3 s with the first chunk, longer than the window.
+    if (parts.length === 1) await new Promise((r) => setTimeout(r, 3000));
+  }
+  assert.ok(Buffer.concat(parts).equals(blob));
+  assert.is(s.requests.length, 1);
+  await c.close();
+});
+
+test('registry error codes and messages with escape sequences reach the error stripped and cut', async () => {
+  const s = await serve((_req, res) => {
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ errors: [{ code: '\x1b[31mEVIL_CODE\x07\x1b]0;owned\x07' + 'X'.repeat(5000), message: 'line1\nline2\x1b[2J\x9b1m' + 'y'.repeat(5000) }] }));
+  });
+  const c = new RegistryClient(s.host, opts());
+  const err = await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_REGISTRY_ERROR');
+  assert.not.match(err.message, /[\u0000-\u001f\u007f-\u009f]/);
+  assert.match(err.message, /registry error: HTTP 400 \(EVIL_CODE X+…: line1 line2y+…\)$/, err.message);
+  assert.ok(err.message.length < 400, `${err.message.length} characters`);
+  await c.close();
+});
+
+test('an error answer cut mid-body, or malformed, falls back to its HTTP status', async () => {
+  const s = await serve((req, res) => {
+    const body = Buffer.from(JSON.stringify({ errors: [{ code: 'DENIED', message: 'x'.repeat(1000) }] }));
+    if (req.url!.includes('/cut/')) {
+      res.writeHead(403, { 'content-type': 'application/json', 'content-length': body.length });
+      res.write(body.subarray(0, 20), () => setTimeout(() => res.socket?.destroy(), 10));
+    } else {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":[' + '['.repeat(50_000) + ']'.repeat(50_000) + ']}]}');
+    }
+  });
+  const c = new RegistryClient(s.host, opts());
+  await rejectsWith(c.getManifest('cut', 'v1'), 'IMGX_DENIED');
+  const err = await rejectsWith(c.getManifest('nested', 'v1'), 'IMGX_REGISTRY_ERROR');
+  assert.match(err.message, /registry error: HTTP 400$/);
+  await c.close();
+});
+
+test('tag lists of the wrong shape → IMGX_REGISTRY_ERROR; a Content-Type that is no media type is not used', async () => {
+  const s = await serve((req, res) => {
+    if (req.url!.includes('/tags/')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ name: 'app', tags: ['ok', 7] }));
+      return;
+    }
+    const noType = Buffer.from(JSON.stringify({ schemaVersion: 2, config: blobDesc, layers: [] }));
+    // Node's server refuses C0 in a header; C1 (as latin1 bytes) and spaces go through.
+    res.writeHead(200, { 'content-type': 'application/\x9b31mevil x', 'content-length': noType.length });
+    res.end(noType);
+  });
+  const c = new RegistryClient(s.host, opts());
+  await rejectsWith(c.listTags('app'), 'IMGX_REGISTRY_ERROR');
+  await rejectsWith(c.getManifest('app', 'v1'), 'IMGX_BAD_MANIFEST');
+  await c.close();
+});
+
 test.run();
