@@ -1,0 +1,400 @@
+// The fuzz targets (issue 16): each takes one input and either succeeds or throws. An ImgxError is
+// the right answer to bad input; anything else escaping (TypeError, RangeError, a system error, an
+// `Invariant` thrown here because a success broke a promise the code makes) is a finding. They run
+// inside the fuzz worker (fuzz-worker.ts), which times them and reports what escaped.
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { makeContext, type CliContext } from '../../src/cli/context.ts';
+import { writeDirectory } from '../../src/export/dir-writer.ts';
+import { extractImage } from '../../src/export/extract-image.ts';
+import { parseImageConfig } from '../../src/image/config.ts';
+import { describeImage } from '../../src/image/describe.ts';
+import type { Descriptor } from '../../src/image/descriptor.ts';
+import type { LayoutFiles } from '../../src/image/layout-files.ts';
+import { parseManifestBlob } from '../../src/image/manifest.ts';
+import { OciLayoutImage } from '../../src/image/oci-layout.ts';
+import { parsePlatform } from '../../src/image/platform.ts';
+import { resolveImage } from '../../src/image/resolve.ts';
+import type { ImageSource, ManifestBlob } from '../../src/image/source.ts';
+import { emitTree } from '../../src/layers/emit.ts';
+import { FlatTree } from '../../src/layers/flat-tree.ts';
+import { openImageTree } from '../../src/layers/image-tree.ts';
+import { layerReaders, layerReadersFromBuffers } from '../../src/layers/layer-reader.ts';
+import { scanLayers, type ContentSink } from '../../src/layers/scan.ts';
+import { readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
+import { processArgs, processCwd, processEnv } from '../../src/run/process-args.ts';
+import * as registryAuth from '../../src/registry/auth.ts';
+import * as registryClient from '../../src/registry/client.ts';
+import * as registryErrors from '../../src/registry/errors.ts';
+import { Warnings } from '../../src/warnings.ts';
+import { writeOciLayout } from '../fixtures/oci-layout.ts';
+
+/** A success that broke a promise of the code under test (a body of the wrong length, a path that is not normalised …). */
+export class Invariant extends Error {
+  override name = 'Invariant';
+}
+
+function check(ok: boolean, what: string): asserts ok {
+  if (!ok) throw new Invariant(what);
+}
+
+const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.length);
+
+// ---- payloads -----------------------------------------------------------------------------------
+
+export interface TarPayload {
+  target: 'tar';
+  bytes: Uint8Array;
+  /** Chunk sizes of the input stream, used in turn. */
+  chunks: number[];
+  /** How each entry's body is consumed, in turn (see consumeBody). */
+  consume: number[];
+  skipBodies: boolean;
+}
+
+export interface FlattenPayload {
+  target: 'flatten';
+  layers: Uint8Array[];
+  strict: boolean;
+  concurrency: number;
+  /** Pass 1 hands contents to a sink (as extract does) instead of skipping bodies. */
+  contents: boolean;
+  recordPaths: boolean;
+}
+
+export interface WriterPayload {
+  target: 'writer';
+  layers: Uint8Array[];
+  /** DEST (absent before the run; made by the fuzz driver's case directory). */
+  dest: string;
+  /** Scratch space outside the watched tree (layouts, a cache). */
+  aux: string;
+  /** `stream`: writeDirectory over emitTree; `extract`: the whole `imgx extract` of an oci: layout holding the layers. */
+  mode: 'stream' | 'extract';
+  strict: boolean;
+  /** false: as an unprivileged user would (no owners, no devices), whoever runs the test. */
+  asRoot: boolean | undefined;
+  gzip: boolean;
+}
+
+export type DocKind = 'manifest' | 'config' | 'image' | 'layout' | 'token' | 'tags' | 'registry-error';
+
+export interface DocsPayload {
+  target: 'docs';
+  kind: DocKind;
+  /** manifest, config: [doc]; image: [root, child, config]; layout: [oci-layout, index.json, ...blobs]; registry kinds: [body]. */
+  docs: Uint8Array[];
+  /** The media type the transport claimed (manifest, image). */
+  hint: string;
+  platform: string;
+  strictPlatform: boolean;
+  tag: string | undefined;
+  status: number;
+}
+
+export interface ArchivePayload {
+  target: 'archive';
+  kind: 'oci-archive' | 'docker-archive';
+  bytes: Uint8Array;
+  file: string;
+  aux: string;
+  ref: string | undefined;
+}
+
+export type Payload = TarPayload | FlattenPayload | WriterPayload | DocsPayload | ArchivePayload;
+
+// ---- the tar reader -----------------------------------------------------------------------------
+
+/** Logical content read through `body` or `readBody` is cut here for sparse files (holes are zeros: a 10 GB hole is legitimately 10 GB). */
+const LOGICAL_CAP = 8 << 20;
+
+function chunkedStream(bytes: Buffer, sizes: number[]): Readable {
+  let pos = 0;
+  let k = 0;
+  return new Readable({
+    read() {
+      if (pos >= bytes.length) return void this.push(null);
+      const n = Math.max(1, sizes[k++ % sizes.length]!);
+      this.push(bytes.subarray(pos, pos + n));
+      pos += n;
+    },
+  });
+}
+
+function storedOf(e: TarEntry): number {
+  return e.sparse ? e.sparse.reduce((a, s) => a + s.size, 0) : e.header.size;
+}
+
+/** Consumes an entry's content in one of the ways the code does, checking what comes out. */
+async function consumeBody(e: TarEntry, how: number, skipBodies: boolean): Promise<void> {
+  const h = e.header;
+  const logicalTooBig = e.sparse !== undefined && h.size > LOGICAL_CAP;
+  // Sparse files with huge holes are read as the code reads them (data/readData: holes skipped).
+  const mode = logicalTooBig && (how === 1 || how === 3 || how === 6) ? (how === 3 ? 4 : 2) : how;
+  const want = skipBodies ? 0 : mode === 2 || mode === 4 ? storedOf(e) : h.size;
+  let got = 0;
+  switch (mode) {
+    case 0:
+      return; // left unread: the reader skips it
+    case 1:
+    case 2:
+      for await (const c of mode === 1 ? e.body : e.data) got += (c as Buffer).length;
+      break;
+    case 3:
+      await e.readBody((c) => (got += c.length));
+      break;
+    case 4: {
+      let last = -1;
+      await e.readData((c, at) => {
+        check(at > last || c.length === 0, `readData went back from ${last} to ${at}`);
+        check(at >= 0 && at + c.length <= h.size, `readData piece ${at}+${c.length} outside the ${h.size}-byte file`);
+        last = at;
+        got += c.length;
+      });
+      break;
+    }
+    case 5: {
+      // One piece, then on to the next entry: the rest is skipped.
+      const it = e.body[Symbol.asyncIterator]();
+      await it.next();
+      return;
+    }
+    case 6:
+      // A slow consumer (backpressure).
+      for await (const c of e.body) {
+        got += (c as Buffer).length;
+        await new Promise((r) => setImmediate(r));
+      }
+      break;
+  }
+  check(got === want, `${JSON.stringify(h.name.slice(0, 80))}: read ${got} bytes, the entry has ${want} (mode ${mode})`);
+}
+
+async function tarTarget(p: TarPayload): Promise<void> {
+  const input = chunkedStream(buf(p.bytes), p.chunks.length ? p.chunks : [65536]);
+  let i = 0;
+  let lastOffset = -1;
+  for await (const e of readTar(input, { what: 'fuzz', skipBodies: p.skipBodies })) {
+    const h = e.header;
+    check(e.offset > lastOffset && e.offset % 512 === 0, `entry offset ${e.offset} after ${lastOffset}`);
+    lastOffset = e.offset;
+    check(Number.isSafeInteger(h.size) && h.size >= 0, `size ${h.size}`);
+    check(typeof h.name === 'string' && typeof h.linkname === 'string', 'name and linkname are strings');
+    if (e.sparse) {
+      let end = 0;
+      for (const s of e.sparse) {
+        check(s.offset >= end && s.size >= 0 && s.offset + s.size <= h.size, `sparse segment ${s.offset}+${s.size} in a ${h.size}-byte file`);
+        end = s.offset + s.size;
+      }
+    }
+    await consumeBody(e, p.consume[i++ % Math.max(1, p.consume.length)] ?? 0, p.skipBodies);
+  }
+}
+
+// ---- the flatten stage --------------------------------------------------------------------------
+
+/** Normalised and confined, as FsEntry.path promises: no `.`/`..`/empty components, no leading or trailing `/`. */
+function normalised(path: string): boolean {
+  if (path === '.') return true;
+  if (path === '' || path.startsWith('/') || path.endsWith('/')) return false;
+  return path.split('/').every((c) => c !== '' && c !== '.' && c !== '..');
+}
+
+/** Where pass 1 hands contents when the target asks for it: each piece checked against the entry. */
+const checkingSink: ContentSink = {
+  async file(_layer, _offset, entry, readData) {
+    let n = 0;
+    await readData((chunk, at) => {
+      check(at >= 0 && at + chunk.length <= entry.size, `content piece ${at}+${chunk.length} outside the ${entry.size}-byte ${JSON.stringify(entry.path)}`);
+      n += chunk.length;
+    });
+    const stored = entry.sparse ? entry.sparse.reduce((a, s) => a + s.size, 0) : entry.size;
+    check(n === stored, `pass 1 gave ${n} bytes of ${JSON.stringify(entry.path)}, it stores ${stored}`);
+  },
+};
+
+async function flattenTarget(p: FlattenPayload): Promise<void> {
+  const layers = layerReadersFromBuffers(p.layers.map(buf));
+  const warnings = new Warnings({ strict: p.strict });
+  const tree = await scanLayers(layers, { warnings, concurrency: p.concurrency, recordPaths: p.recordPaths, ...(p.contents ? { contents: checkingSink } : {}) });
+  // The browse index form gives the same tree back.
+  const again = FlatTree.fromJSON(JSON.parse(JSON.stringify(tree)));
+  const sig = (t: FlatTree) => t.list().map((n) => `${n.path}\u0000${n.type}\u0000${n.size}\u0000${n.mode}\u0000${n.linkname ?? ''}`).join('\n');
+  check(sig(again) === sig(tree), 'the tree read back from its browse index form differs');
+  for await (const e of emitTree(tree, layers)) {
+    check(normalised(e.path), `emitted path ${JSON.stringify(e.path)} is not normalised`);
+    if (e.type === 'hardlink') check(normalised(e.linkname ?? ''), `hardlink target ${JSON.stringify(e.linkname)} is not normalised`);
+    if (e.type === 'file' && e.body) {
+      let n = 0;
+      for await (const c of e.body) n += (c as Buffer).length;
+      const want = e.sparse ? e.sparse.reduce((a, s) => a + s.size, 0) : e.size;
+      check(n === want, `emitted ${JSON.stringify(e.path)} with ${n} bytes, it has ${want}`);
+    } else check(e.type !== 'file' || e.size === 0, `emitted ${JSON.stringify(e.path)} (${e.size} bytes) without a body`);
+  }
+}
+
+// ---- the directory writer -----------------------------------------------------------------------
+
+/** A context for `imgx extract` with its own cache, saying nothing on stdout/stderr. */
+function quietContext(cacheDir: string): CliContext {
+  return { ...makeContext({ cacheDir }), out: () => {}, warn: () => {} };
+}
+
+async function writerTarget(p: WriterPayload): Promise<void> {
+  const tars = p.layers.map(buf);
+  const warnings = new Warnings({ strict: p.strict });
+  const asRoot = p.asRoot === undefined ? {} : { asRoot: p.asRoot };
+  if (p.mode === 'stream') {
+    const layers = layerReadersFromBuffers(tars);
+    const tree = await scanLayers(layers, { warnings });
+    await writeDirectory(emitTree(tree, layers), p.dest, { warnings, ...asRoot });
+    return;
+  }
+  // The whole extract, as `imgx extract oci:LAYOUT DEST` runs it (pass 1 stages contents).
+  const layout = join(p.aux, 'layout');
+  rmSync(layout, { recursive: true, force: true });
+  writeOciLayout(layout, { layers: tars, compression: p.gzip ? 'gzip' : 'none' });
+  await extractImage(quietContext(join(p.aux, 'cache')), `oci:${layout}`, p.dest, { warnings, ...asRoot });
+}
+
+// ---- documents ----------------------------------------------------------------------------------
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Serves the same documents whatever is asked: a source that hands out what an attacker wrote (its digests are the attacker's too). */
+class AnySource implements ImageSource {
+  readonly displayName = 'fuzz:image';
+  private readonly root: Buffer;
+  private readonly child: Buffer;
+  private readonly config: Buffer;
+  private readonly hint: string;
+  constructor(root: Buffer, child: Buffer, config: Buffer, hint: string) {
+    this.root = root;
+    this.child = child;
+    this.config = config;
+    this.hint = hint;
+  }
+  async getRootManifest(): Promise<ManifestBlob> {
+    return { bytes: this.root, mediaType: this.hint, digest: sha256(this.root) };
+  }
+  async getManifest(desc: Pick<Descriptor, 'digest'> & Partial<Descriptor>): Promise<ManifestBlob> {
+    return { bytes: this.child, mediaType: desc.mediaType ?? '', digest: desc.digest };
+  }
+  async openBlob(): Promise<Readable> {
+    return Readable.from([]);
+  }
+  async readBlob(): Promise<Buffer> {
+    return this.config;
+  }
+  async close(): Promise<void> {}
+}
+
+/** An OCI layout in memory: `oci-layout`, `index.json`, and blobs by their digest. */
+function memoryLayout(marker: Buffer, index: Buffer, blobs: Buffer[]): LayoutFiles {
+  const byPath = new Map<string, Buffer>([
+    ['oci-layout', marker],
+    ['index.json', index],
+  ]);
+  for (const b of blobs) byPath.set(`blobs/sha256/${sha256(b).slice(7)}`, b);
+  return {
+    where: 'fuzz-layout',
+    async read(path) {
+      return byPath.get(path);
+    },
+    async open(path) {
+      const b = byPath.get(path);
+      return b && { size: b.length, stream: Readable.from([b]) };
+    },
+    async close() {},
+  };
+}
+
+/** After a successful resolve: what inspect and run make of the image. */
+function useImage(resolved: Awaited<ReturnType<typeof resolveImage>>, source: ImageSource): void {
+  JSON.stringify(describeImage(resolved, 'fuzz', 'fuzz'));
+  try {
+    processArgs(resolved.config, {});
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'IMGX_USAGE') throw e;
+  }
+  processEnv(resolved.config, { hostEnv: {}, hostname: 'h', home: '/root', tty: false });
+  try {
+    processCwd(resolved.config, undefined);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'IMGX_USAGE') throw e;
+  }
+  layerReaders(source, resolved);
+}
+
+/** A registry parser by name, when this checkout has it (the registry's JSON validation is new). */
+function registryFn(mod: object, name: string): ((...args: unknown[]) => unknown) | undefined {
+  const f = (mod as Record<string, unknown>)[name];
+  return typeof f === 'function' ? (f as (...args: unknown[]) => unknown) : undefined;
+}
+
+async function docsTarget(p: DocsPayload): Promise<void> {
+  const d = p.docs.map(buf);
+  switch (p.kind) {
+    case 'manifest':
+      parseManifestBlob({ bytes: d[0]!, mediaType: p.hint, digest: sha256(d[0]!) }, 'fuzz');
+      return;
+    case 'config':
+      parseImageConfig(d[0]!, 'fuzz');
+      return;
+    case 'image': {
+      const source = new AnySource(d[0]!, d[1]!, d[2]!, p.hint);
+      useImage(await resolveImage(source, parsePlatform(p.platform), p.strictPlatform), source);
+      return;
+    }
+    case 'layout': {
+      const source = await OciLayoutImage.open(memoryLayout(d[0]!, d[1]!, d.slice(2)), 'oci:fuzz', p.tag);
+      await source.listTags();
+      useImage(await resolveImage(source, parsePlatform(p.platform), p.strictPlatform), source);
+      return;
+    }
+    case 'token':
+      registryFn(registryAuth, 'parseTokenResponse')?.(d[0]!, 'registry.example', 'fuzz');
+      return;
+    case 'tags':
+      registryFn(registryClient, 'parseTagList')?.(d[0]!, 'fuzz');
+      return;
+    case 'registry-error': {
+      const err = registryErrors.errorFromResponse(p.status, d[0]!.toString('utf8'), { what: 'fuzz', kind: 'manifest' });
+      check(typeof err.code === 'string' && err.message.length < 2000, `errorFromResponse gave ${err.message.length} characters`);
+      return;
+    }
+  }
+}
+
+// ---- image archives -----------------------------------------------------------------------------
+
+async function archiveTarget(p: ArchivePayload): Promise<void> {
+  writeFileSync(p.file, p.bytes);
+  const cache = join(p.aux, 'cache');
+  mkdirSync(cache, { recursive: true });
+  const ctx = quietContext(cache);
+  const it = await openImageTree(ctx, `${p.kind}:${p.file}${p.ref ? `:${p.ref}` : ''}`, { warnings: new Warnings() });
+  try {
+    JSON.stringify(describeImage(it.image, 'fuzz', 'fuzz'));
+    for await (const e of emitTree(it.tree, it.layers)) if (e.body) for await (const _ of e.body);
+  } finally {
+    await it.close();
+  }
+}
+
+export function runTarget(p: Payload): Promise<void> {
+  switch (p.target) {
+    case 'tar':
+      return tarTarget(p);
+    case 'flatten':
+      return flattenTarget(p);
+    case 'writer':
+      return writerTarget(p);
+    case 'docs':
+      return docsTarget(p);
+    case 'archive':
+      return archiveTarget(p);
+  }
+}
