@@ -154,6 +154,8 @@ async function scan(file: string, handle: FileHandle): Promise<Map<string, TarMe
     }
     if (!header) break;
     const dataOffset = offset + BLOCK_SIZE;
+    // A negative size (base-256 allows it) would index backwards, or never move on.
+    if (header.size < 0 && !isHeaderOnly(header.type)) throw new BadArchiveError(`${file}: corrupt tar archive at offset ${offset}: negative size ${header.size}`);
 
     if (isExtension(header.type)) {
       if (header.size > MAX_EXTENSION_SIZE) throw new BadArchiveError(`${file}: ${header.type} entry at offset ${offset} is ${header.size} bytes`);
@@ -177,6 +179,7 @@ async function scan(file: string, handle: FileHandle): Promise<Map<string, TarMe
       throw new BadArchiveError(`${file}: at offset ${offset}: ${(e as Error).message}`);
     }
     const size = isHeaderOnly(entry.type) ? 0 : entry.size;
+    if (size < 0) throw new BadArchiveError(`${file}: corrupt tar archive at offset ${offset}: negative size ${size}`);
     if (dataOffset + size + paddingFor(size) > fileSize) throw truncated(file, entry.name, dataOffset, size + paddingFor(size), fileSize);
     const name = normaliseMemberName(entry.name);
     if (name) {

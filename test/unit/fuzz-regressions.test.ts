@@ -1,0 +1,64 @@
+// What the fuzz test (issue 16, test/unit/fuzz.test.ts) found, pinned one behaviour per test, each
+// named after what must hold. The inputs are the fuzzer's findings made small by hand.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TarArchive } from '../../src/image/tar-archive.ts';
+import { BLOCK_SIZE, encodeHeader, encodeNumber, encodePax, paddingFor } from '../../src/layers/tar-header.ts';
+import { fixChecksum } from '../helpers/fuzz-seeds.ts';
+import { tempDir } from '../helpers/tempdir.ts';
+
+/** Resolves to the error `p` rejects with, failing the test if it resolves or takes longer than `ms` (a hang is the bug). */
+async function rejection(p: Promise<unknown>, ms = 5000): Promise<Error & { code?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms (a hang)`)), ms);
+  });
+  try {
+    await Promise.race([p, hang]);
+  } catch (e) {
+    return e as Error & { code?: string };
+  } finally {
+    clearTimeout(timer);
+  }
+  throw new assert.Assertion({ message: 'expected a rejection', generated: false, operator: 'rejects' } as never);
+}
+
+/** A header whose size field is `size` in base-256 (negative sizes only fit there), checksum right. */
+function headerWithSize(h: Parameters<typeof encodeHeader>[0], size: number): Buffer {
+  const b = encodeHeader({ ...h, size: 0 });
+  encodeNumber(size, 12).copy(b, 124);
+  fixChecksum(b);
+  return b;
+}
+
+const archive = (parts: Buffer[]) => {
+  const file = join(tempDir(), 'image.tar');
+  writeFileSync(file, Buffer.concat([...parts, Buffer.alloc(2 * BLOCK_SIZE)]));
+  return file;
+};
+
+test('image archives: a member with a negative size is IMGX_BAD_ARCHIVE (indexing went back to the same header forever)', async () => {
+  const file = archive([headerWithSize({ name: 'manifest.json' }, -512), Buffer.alloc(BLOCK_SIZE)]);
+  const e = await rejection(TarArchive.open(file));
+  assert.is(e.code, 'IMGX_BAD_ARCHIVE', e.message);
+  assert.match(e.message, /negative size -512/);
+});
+
+test('image archives: an extension header with a negative size is IMGX_BAD_ARCHIVE, not a RangeError from Buffer.alloc', async () => {
+  for (const type of ['pax-header', 'gnu-long-name'] as const) {
+    const file = archive([headerWithSize({ name: 'ext', type }, -1), encodeHeader({ name: 'a' })]);
+    const e = await rejection(TarArchive.open(file));
+    assert.is(e.code, 'IMGX_BAD_ARCHIVE', `${type}: ${e.name}: ${e.message}`);
+  }
+});
+
+test('image archives: a PAX size record of -1 is IMGX_BAD_ARCHIVE', async () => {
+  const body = encodePax({ size: '-1' });
+  const file = archive([encodeHeader({ name: 'PaxHeader', type: 'pax-header', size: body.length }), body, Buffer.alloc(paddingFor(body.length)), encodeHeader({ name: 'a', size: 0 })]);
+  const e = await rejection(TarArchive.open(file));
+  assert.is(e.code, 'IMGX_BAD_ARCHIVE', e.message);
+});
+
+test.run();
