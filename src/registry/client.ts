@@ -5,7 +5,7 @@
 // their throughput (blob-stream.ts).
 import type { Readable } from 'node:stream';
 import { BadReferenceError, IntegrityError, RegistryError, type ImgxError } from '../errors.ts';
-import { quotedText } from '../util/terminal-text.ts';
+import { quotedText, safeText } from '../util/terminal-text.ts';
 import type { Descriptor } from '../image/descriptor.ts';
 import { digestWithAlgorithmOf, isValidDigest, parseDigest, sha256, verifyBytes } from '../image/digest.ts';
 import { ACCEPT_MANIFESTS, mediaTypeOf } from '../image/media-types.ts';
@@ -249,7 +249,8 @@ export class RegistryClient {
     const len = header(first.headers, 'content-length');
     if (len !== undefined && /^\d+$/.test(len) && Number(len) !== desc.size) {
       first.body.destroy();
-      throw new IntegrityError('IMGX_SIZE_MISMATCH', `${what}: the registry sends ${len} bytes, the descriptor declares ${desc.size}`);
+      // A header of thousands of digits is shown cut like any other text from outside.
+      throw new IntegrityError('IMGX_SIZE_MISMATCH', `${what}: the registry sends ${safeText(len, 40)} bytes, the descriptor declares ${desc.size}`);
     }
     return resumableBlob({
       desc,
