@@ -6,6 +6,7 @@ import { openImageSource, type OpenedSource } from '../image/open-source.ts';
 import { hostPlatform, parsePlatform, type PlatformSpec } from '../image/platform.ts';
 import { parseImageArg } from '../image/transport.ts';
 import type { RegistryOptions } from '../registry/options.ts';
+import { safeText } from '../util/terminal-text.ts';
 import { UsageError } from '../errors.ts';
 
 export interface GlobalArgs {
@@ -62,8 +63,9 @@ export function makeContext(args: GlobalArgs): CliContext {
     ...(debug ? { debug: (m: string) => process.stderr.write(`debug: ${m}\n`) } : {}),
   };
   // Warnings are not progress: --quiet does not hide them.
+  // Warnings quote names from layers and text from registries: the last net before the terminal.
   const warn = (m: string) => {
-    process.stderr.write(`imgx: warning: ${m}\n`);
+    process.stderr.write(`imgx: warning: ${safeText(m, 2000)}\n`);
   };
   return {
     cache,

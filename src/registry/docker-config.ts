@@ -5,7 +5,6 @@ import { open, mkdir, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ImgxError } from '../errors.ts';
-import { safeText } from '../util/terminal-text.ts';
 
 export interface AuthEntry {
   auth?: string;
@@ -48,7 +47,8 @@ export async function readDockerConfig(path: string): Promise<DockerConfigFile> 
   try {
     j = JSON.parse(text);
   } catch (e) {
-    throw new ImgxError('IMGX_CREDENTIALS', `${path}: not valid JSON (${safeText((e as Error).message, 120)})`, { cause: e });
+    // Not JSON.parse's message: it quotes the file, which holds credentials.
+    throw new ImgxError('IMGX_CREDENTIALS', `${path}: not valid JSON`, { cause: e });
   }
   if (!j || typeof j !== 'object' || Array.isArray(j)) {
     throw new ImgxError('IMGX_CREDENTIALS', `${path}: not a JSON object`);
