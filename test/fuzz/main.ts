@@ -1,6 +1,6 @@
 // `npm run fuzz`: the fuzz test of issue 16 for as long as asked. See docs/FUZZING.md.
 //
-//   npm run fuzz -- --minutes 30                     every target in turn, fresh seeds per batch
+//   npm run fuzz -- --minutes 30                     every target in turn (20 s slices), a fresh seed per slice
 //   npm run fuzz -- --minutes 5 --target tar,writer  some targets
 //   npm run fuzz -- --target tar --seed S --path P   replay what fast-check shrank
 //   npm run fuzz -- --replay finding.json            replay a dumped finding (any of them)
@@ -17,7 +17,8 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     seed: { type: 'string' },
     target: { type: 'string', default: TARGETS.join(',') },
-    runs: { type: 'string', default: '200' },
+    runs: { type: 'string', default: '100000' },
+    'slice-seconds': { type: 'string', default: '20' },
     path: { type: 'string' },
     replay: { type: 'string' },
     'timeout-ms': { type: 'string', default: '10000' },
@@ -64,13 +65,14 @@ try {
     if (targets.length !== 1 || values.seed === undefined) throw new Error('--path needs --seed and one --target');
     await fuzzer.fuzz(targets[0]!, baseSeed, 1 << 30, { path: values.path });
   } else {
-    log(`imgx fuzz: ${targets.join(', ')} for ${seconds} s, batches of ${values.runs} inputs, first fast-check seed ${baseSeed}`);
+    const slice = Number(values['slice-seconds']) * 1000;
+    log(`imgx fuzz: ${targets.join(', ')} for ${seconds} s, in turn, ${slice / 1000} s (or ${values.runs} inputs) each, first fast-check seed ${baseSeed}`);
     const deadline = Date.now() + seconds * 1000;
     for (let batch = 0; Date.now() < deadline; batch++) {
       const target = targets[batch % targets.length]!;
       const seed = (baseSeed + batch) % 2 ** 31;
       const t0 = Date.now();
-      await fuzzer.fuzz(target, seed, Number(values.runs), { deadline });
+      await fuzzer.fuzz(target, seed, Number(values.runs), { deadline: Math.min(deadline, t0 + slice) });
       const s = fuzzer.stats.get(target)!;
       const mem = process.memoryUsage();
       log(`batch ${batch}: ${target} seed ${seed} (${((Date.now() - t0) / 1000).toFixed(1)} s; ${s.runs} ${target} inputs so far, ${s.findings} findings; RSS ${Math.round(mem.rss / 2 ** 20)} MiB, driver heap ${Math.round(mem.heapUsed / 2 ** 20)} MiB)`);

@@ -74,7 +74,6 @@ const FIELDS: [string, number, number, boolean][] = [
 const INTERESTING = [0, 1, 7, 511, 512, 513, 1023, 1024, 1 << 20, (1 << 20) + 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 33 - 1, 8 ** 11 - 1, 2 ** 53 - 1, 2 ** 53 + 2, 1e15];
 
 const NUMERIC_VALUES = 17;
-const STRING_VALUES = 17;
 
 function octal(v: number, width: number, terminated = true): Buffer {
   const text = Math.max(0, Math.floor(v)).toString(8);
@@ -164,10 +163,14 @@ const STRINGS: (string | number[])[] = [
   '././@LongLink',
   '/etc',
   'a\u0000b',
+  '.wh.',
+  '.wh..',
+  'a/.wh.b/c',
+  '.wh..wh.plnk/1',
 ];
 
 export function stringValue(value: number, width: number): Buffer {
-  const v = STRINGS[value % STRING_VALUES]!;
+  const v = STRINGS[value % STRINGS.length]!;
   const bytes = typeof v === 'string' ? Buffer.from(v, 'latin1') : Buffer.from(v);
   const b = Buffer.alloc(width);
   bytes.copy(b, 0, 0, Math.min(width, bytes.length));
@@ -232,6 +235,8 @@ const PAX_VALUES: (string | number[])[] = [
   [0xff, 0xfe, 0x80],
   '1.0',
   'GNUSparseFile.0/../../x',
+  '.wh...',
+  'd/.wh.x/y',
 ];
 
 /** A PAX length prefix to put instead of the right one. */
@@ -659,6 +664,12 @@ const REPLACEMENTS: (() => J)[] = [
   () => 'linux',
   () => 'arm',
   () => 'v7',
+  () => 'x86_64',
+  () => 'aarch64',
+  () => 'armhf',
+  () => 'i386',
+  () => 'AMD64',
+  () => 'v8',
   () => 'unknown',
   () => '\u0000',
   () => '\u001b[31mred\u001b]0;title\u0007',

@@ -3,7 +3,7 @@
 // `Invariant` thrown here because a success broke a promise the code makes) is a finding. They run
 // inside the fuzz worker (fuzz-worker.ts), which times them and reports what escaped.
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { makeContext, type CliContext } from '../../src/cli/context.ts';
@@ -19,16 +19,20 @@ import { parsePlatform } from '../../src/image/platform.ts';
 import { resolveImage } from '../../src/image/resolve.ts';
 import type { ImageSource, ManifestBlob } from '../../src/image/source.ts';
 import { emitTree } from '../../src/layers/emit.ts';
-import { FlatTree } from '../../src/layers/flat-tree.ts';
+import { FlatTree, type TreeNode } from '../../src/layers/flat-tree.ts';
+import { decodeName } from '../../src/util/raw-name.ts';
 import { openImageTree } from '../../src/layers/image-tree.ts';
 import { layerReaders, layerReadersFromBuffers } from '../../src/layers/layer-reader.ts';
-import { scanLayers, type ContentSink } from '../../src/layers/scan.ts';
+import { scanLayers, xattrsOf, type ContentSink } from '../../src/layers/scan.ts';
+import type { FlatEntry } from '../../src/layers/fs-entry.ts';
+import { normalisePath } from '../../src/layers/normalise-path.ts';
 import { readTar, type TarEntry } from '../../src/layers/tar-reader.ts';
 import { processArgs, processCwd, processEnv } from '../../src/run/process-args.ts';
 import * as registryAuth from '../../src/registry/auth.ts';
 import * as registryClient from '../../src/registry/client.ts';
 import * as registryErrors from '../../src/registry/errors.ts';
 import { Warnings } from '../../src/warnings.ts';
+import { isImgxError } from '../../src/errors.ts';
 import { writeOciLayout } from '../fixtures/oci-layout.ts';
 
 /** A success that broke a promise of the code under test (a body of the wrong length, a path that is not normalised …). */
@@ -71,8 +75,12 @@ export interface WriterPayload {
   dest: string;
   /** Scratch space outside the watched tree (layouts, a cache). */
   aux: string;
-  /** `stream`: writeDirectory over emitTree; `extract`: the whole `imgx extract` of an oci: layout holding the layers. */
-  mode: 'stream' | 'extract';
+  /**
+   * `stream`: writeDirectory over emitTree; `extract`: the whole `imgx extract` of an oci: layout
+   * holding the layers; `direct`: the first layer's entries straight into writeDirectory (names
+   * normalised, nothing else: duplicates, dangling links and types in any order reach the writer).
+   */
+  mode: 'stream' | 'extract' | 'direct';
   strict: boolean;
   /** false: as an unprivileged user would (no owners, no devices), whoever runs the test. */
   asRoot: boolean | undefined;
@@ -172,11 +180,95 @@ async function consumeBody(e: TarEntry, how: number, skipBodies: boolean): Promi
   check(got === want, `${JSON.stringify(h.name.slice(0, 80))}: read ${got} bytes, the entry has ${want} (mode ${mode})`);
 }
 
+/** What a read of an archive gave: its entries' headers and offsets, and how it ended. */
+interface Transcript {
+  entries: string[];
+  end: string;
+}
+
+function entryLine(e: TarEntry): string {
+  const h = e.header;
+  const pax = h.pax ? [...h.pax].map(([k, v]) => `${k}=${v.toString('hex')}`).join(',') : '';
+  return `${e.offset} ${h.type} ${JSON.stringify(h.name)} ${JSON.stringify(h.linkname)} ${h.size} ${h.mode} ${h.uid} ${h.gid} ${h.mtime} ${h.devmajor},${h.devminor} ${pax} ${e.sparse ? JSON.stringify(e.sparse) : ''}`;
+}
+
+function endOf(e: unknown): string {
+  if (e === undefined) return 'ok';
+  return isImgxError(e) ? e.code : `not an ImgxError: ${(e as Error).name}`;
+}
+
+/**
+ * The same archive read again in one piece, bodies skipped, through input that reuses one buffer
+ * for every chunk as the helper threads' recycled chunks do (nothing may keep a chunk): the same
+ * entries must come out, and it must end the same way.
+ */
+async function plainRead(bytes: Buffer, upTo: number): Promise<Transcript> {
+  const shared = Buffer.alloc(4096);
+  let pos = 0;
+  let done = false;
+  const input = {
+    destroyed: false,
+    destroy() {
+      this.destroyed = true;
+    },
+    async *[Symbol.asyncIterator]() {
+      while (pos < bytes.length && !done) {
+        const n = bytes.copy(shared, 0, pos, pos + shared.length);
+        pos += n;
+        yield shared.subarray(0, n);
+      }
+    },
+  };
+  const entries: string[] = [];
+  try {
+    for await (const e of readTar(input, { what: 'fuzz', skipBodies: true, recycled: true })) {
+      entries.push(entryLine(e));
+      if (entries.length > upTo) break;
+    }
+  } catch (e) {
+    return { entries, end: endOf(e) };
+  } finally {
+    done = true;
+  }
+  return { entries, end: 'ok' };
+}
+
 async function tarTarget(p: TarPayload): Promise<void> {
-  const input = chunkedStream(buf(p.bytes), p.chunks.length ? p.chunks : [65536]);
+  const bytes = buf(p.bytes);
+  const transcript: Transcript = { entries: [], end: 'ok' };
+  try {
+    await readAndConsume(p, bytes, transcript);
+  } catch (e) {
+    transcript.end = endOf(e);
+    if (!(e instanceof Invariant) && isImgxError(e)) {
+      // A body read can fail on data the header walk never looks at (a sparse map that does not add up …): compare the entries only.
+      const again = await plainRead(bytes, transcript.entries.length);
+      check(sameEntries(transcript.entries, again.entries), `reading the archive in one piece gave other entries:\n${diffLines(transcript.entries, again.entries)}`);
+    }
+    throw e;
+  }
+  const again = await plainRead(bytes, Infinity);
+  check(sameEntries(transcript.entries, again.entries) && again.entries.length === transcript.entries.length, `reading the archive in one piece gave other entries (${again.entries.length}, not ${transcript.entries.length}):\n${diffLines(transcript.entries, again.entries)}`);
+  check(again.end === 'ok', `read in pieces it ends well, in one piece with ${again.end}`);
+}
+
+function sameEntries(a: string[], b: string[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function diffLines(a: string[], b: string[]): string {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return `  entry ${i}: ${a[i]!.slice(0, 300)}\n  entry ${i}: ${b[i]!.slice(0, 300)}`;
+  return '';
+}
+
+async function readAndConsume(p: TarPayload, bytes: Buffer, transcript: Transcript): Promise<void> {
+  const input = chunkedStream(bytes, p.chunks.length ? p.chunks : [65536]);
   let i = 0;
   let lastOffset = -1;
   for await (const e of readTar(input, { what: 'fuzz', skipBodies: p.skipBodies })) {
+    transcript.entries.push(entryLine(e));
     const h = e.header;
     check(e.offset > lastOffset && e.offset % 512 === 0, `entry offset ${e.offset} after ${lastOffset}`);
     lastOffset = e.offset;
@@ -219,10 +311,27 @@ async function flattenTarget(p: FlattenPayload): Promise<void> {
   const layers = layerReadersFromBuffers(p.layers.map(buf));
   const warnings = new Warnings({ strict: p.strict });
   const tree = await scanLayers(layers, { warnings, concurrency: p.concurrency, recordPaths: p.recordPaths, ...(p.contents ? { contents: checkingSink } : {}) });
+  const sig = (t: FlatTree) =>
+    t
+      .list()
+      .map((n) => `${n.path}\u0000${n.type}\u0000${n.size}\u0000${n.mode}\u0000${n.uid}:${n.gid}\u0000${n.linkname ?? ''}\u0000${n.inode ?? 0}\u0000${JSON.stringify(n.sparse ?? null)}`)
+      .join('\n');
   // The browse index form gives the same tree back.
-  const again = FlatTree.fromJSON(JSON.parse(JSON.stringify(tree)));
-  const sig = (t: FlatTree) => t.list().map((n) => `${n.path}\u0000${n.type}\u0000${n.size}\u0000${n.mode}\u0000${n.linkname ?? ''}`).join('\n');
-  check(sig(again) === sig(tree), 'the tree read back from its browse index form differs');
+  const back = FlatTree.fromJSON(JSON.parse(JSON.stringify(tree)));
+  check(sig(back) === sig(tree), 'the tree read back from its browse index form differs');
+  // How the layers were read (in parallel or one by one, bodies skipped or handed to a sink) changes nothing.
+  const plainWarnings = new Warnings({ strict: p.strict });
+  const plain = await scanLayers(layerReadersFromBuffers(p.layers.map(buf)), { warnings: plainWarnings, concurrency: 1 });
+  check(sig(plain) === sig(tree), 'the layers read one at a time with bodies skipped give another tree');
+  // (Layers read in parallel warn in the order they are read: the same warnings, each code as often, but another first one.)
+  const said = (w: Warnings) =>
+    w
+      .summary()
+      .map((l) => /\[([A-Z_]+)\]$/.exec(l)?.[1] ?? l)
+      .sort()
+      .map((code) => `${code} ×${w.count(code as Parameters<Warnings['count']>[0])}`)
+      .join(', ');
+  check(said(plainWarnings) === said(warnings), `the layers read one at a time give other warnings: ${said(plainWarnings)}, not ${said(warnings)}`);
   for await (const e of emitTree(tree, layers)) {
     check(normalised(e.path), `emitted path ${JSON.stringify(e.path)} is not normalised`);
     if (e.type === 'hardlink') check(normalised(e.linkname ?? ''), `hardlink target ${JSON.stringify(e.linkname)} is not normalised`);
@@ -242,21 +351,102 @@ function quietContext(cacheDir: string): CliContext {
   return { ...makeContext({ cacheDir }), out: () => {}, warn: () => {} };
 }
 
+function typeOf(st: Stats): string {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'char-device';
+  if (st.isBlockDevice()) return 'block-device';
+  if (st.isFIFO()) return 'fifo';
+  return 'other';
+}
+
+/**
+ * After a successful write, DEST is the flattened tree: the same paths (names byte for byte), types,
+ * sizes, modes, symlink targets, hardlink groups, and owners when ownership was applied. Device
+ * nodes may be missing where they could not be made (unprivileged), symlinks with an empty target
+ * are skipped (with a warning).
+ */
+function checkDest(dest: string, tree: FlatTree, asRoot: boolean): void {
+  const want = new Map<string, TreeNode>();
+  for (const n of tree.list()) want.set(n.path, n);
+  const inodes = new Map<number, number>();
+  const seen = new Set<string>();
+  const visit = (abs: Buffer, rel: string) => {
+    const st = lstatSync(abs);
+    const n = want.get(rel);
+    check(n !== undefined, `DEST has ${JSON.stringify(rel)}, which the tree has not`);
+    seen.add(rel);
+    const type = typeOf(st);
+    check(type === n.type, `${JSON.stringify(rel)} is a ${type} in DEST, a ${n.type} in the tree`);
+    if (type === 'file') check(st.size === n.size, `${JSON.stringify(rel)} is ${st.size} bytes in DEST, ${n.size} in the tree`);
+    if (type === 'symlink') check(decodeName(readlinkSync(abs, { encoding: 'buffer' })) === n.linkname, `${JSON.stringify(rel)} points elsewhere in DEST`);
+    else check((st.mode & 0o7777) === n.mode, `${JSON.stringify(rel)} has mode ${(st.mode & 0o7777).toString(8)} in DEST, ${n.mode.toString(8)} in the tree`);
+    // An id of 2^32-1 is chown's "leave it": no file can have it.
+    const same = (have: number, want: number) => want === 0xffffffff || have === want;
+    if (asRoot) check(same(st.uid, n.uid) && same(st.gid, n.gid), `${JSON.stringify(rel)} is owned by ${st.uid}:${st.gid} in DEST, ${n.uid}:${n.gid} in the tree`);
+    if (n.inode && type !== 'directory') {
+      const ino = inodes.get(n.inode);
+      if (ino === undefined) inodes.set(n.inode, st.ino);
+      else check(ino === st.ino, `${JSON.stringify(rel)} is not linked to the other paths of its inode`);
+    }
+    if (type === 'directory') {
+      for (const name of readdirSync(abs, { encoding: 'buffer' }) as Buffer[]) {
+        visit(Buffer.concat([abs, Buffer.from('/'), name]), rel === '.' ? decodeName(name) : `${rel}/${decodeName(name)}`);
+      }
+    }
+  };
+  if (!want.has('.')) want.set('.', { path: '.', type: 'directory', mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: 0, size: 0, xattrs: new Map() });
+  visit(Buffer.from(dest), '.');
+  for (const [path, n] of want) {
+    if (seen.has(path)) continue;
+    const skipped = (n.type === 'char-device' || n.type === 'block-device') && !asRoot;
+    check(skipped || (n.type === 'symlink' && !n.linkname), `the tree has ${JSON.stringify(path)} (${n.type}), DEST has not`);
+  }
+}
+
+const WRITABLE: ReadonlySet<string> = new Set(['file', 'directory', 'symlink', 'hardlink', 'char-device', 'block-device', 'fifo']);
+
+/** A layer's entries as the writer's input, without flatten: names normalised (FsEntry's promise), whiteouts and unknown types left out. */
+async function* directEntries(tar: Buffer): AsyncGenerator<FlatEntry> {
+  for await (const e of readTar(Readable.from([tar]), { what: 'fuzz' })) {
+    const h = e.header;
+    const n = normalisePath(h.name);
+    if (!WRITABLE.has(h.type) || n.path.split('/').some((c) => c.startsWith('.wh.'))) continue;
+    const f: FlatEntry = { path: n.path, type: h.type as FlatEntry['type'], mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime, size: h.type === 'file' ? h.size : 0, xattrs: xattrsOf(h.pax) ?? new Map() };
+    if (h.type === 'symlink') f.linkname = h.linkname;
+    if (h.type === 'hardlink') f.linkname = normalisePath(h.linkname).path;
+    if (h.type === 'char-device' || h.type === 'block-device') Object.assign(f, { devmajor: h.devmajor, devminor: h.devminor });
+    if (h.type === 'file') {
+      if (e.sparse) f.sparse = e.sparse;
+      f.body = e.sparse ? e.data : e.body;
+    }
+    yield f;
+  }
+}
+
 async function writerTarget(p: WriterPayload): Promise<void> {
   const tars = p.layers.map(buf);
   const warnings = new Warnings({ strict: p.strict });
   const asRoot = p.asRoot === undefined ? {} : { asRoot: p.asRoot };
+  const root = p.asRoot ?? process.geteuid?.() === 0;
+  if (p.mode === 'direct') {
+    await writeDirectory(directEntries(tars[0] ?? Buffer.alloc(0)), p.dest, { warnings, ...asRoot });
+    return;
+  }
   if (p.mode === 'stream') {
     const layers = layerReadersFromBuffers(tars);
     const tree = await scanLayers(layers, { warnings });
     await writeDirectory(emitTree(tree, layers), p.dest, { warnings, ...asRoot });
+    checkDest(p.dest, tree, root);
     return;
   }
   // The whole extract, as `imgx extract oci:LAYOUT DEST` runs it (pass 1 stages contents).
   const layout = join(p.aux, 'layout');
   rmSync(layout, { recursive: true, force: true });
   writeOciLayout(layout, { layers: tars, compression: p.gzip ? 'gzip' : 'none' });
-  await extractImage(quietContext(join(p.aux, 'cache')), `oci:${layout}`, p.dest, { warnings, ...asRoot });
+  const { tree } = await extractImage(quietContext(join(p.aux, 'cache')), `oci:${layout}`, p.dest, { warnings, ...asRoot });
+  checkDest(p.dest, tree.tree, root);
 }
 
 // ---- documents ----------------------------------------------------------------------------------
