@@ -6,6 +6,7 @@ import { isImgxError } from '../errors.ts';
 import type { BlobCache } from './blob-cache.ts';
 import type { Descriptor } from './descriptor.ts';
 import { detectMediaType } from './manifest.ts';
+import { isObject } from './shape.ts';
 import type { BlobOpenOptions, ImageSource, ManifestBlob } from './source.ts';
 import { MANIFEST_CAP } from './source.ts';
 import { IntegrityError, NotFoundError } from '../errors.ts';
@@ -46,13 +47,14 @@ export class CachingSource implements ImageSource {
     if (!(await this.cache.has({ digest, size: -1 }))) return undefined;
     const bytes = await this.cache.readBytes({ digest });
     if (bytes.length > MANIFEST_CAP) throw new IntegrityError('IMGX_MANIFEST_TOO_LARGE', `${this.displayName}: cached manifest ${digest} is over the cap`);
-    let doc: Record<string, unknown> = {};
+    let doc: unknown;
     try {
       doc = JSON.parse(bytes.toString('utf8'));
     } catch {
       /* parseManifestBlob reports it */
     }
-    return { bytes, digest, mediaType: detectMediaType(doc, mediaTypeHint) };
+    // Any blob can be named by its digest: `null`, a list … are parseManifestBlob's to report too.
+    return { bytes, digest, mediaType: detectMediaType(isObject(doc) ? doc : {}, mediaTypeHint) };
   }
 
   private offline(what: string): never {

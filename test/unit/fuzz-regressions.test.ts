@@ -4,6 +4,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NotFoundError } from '../../src/errors.ts';
+import { BlobCache } from '../../src/image/blob-cache.ts';
+import { CachingSource } from '../../src/image/caching-source.ts';
+import { sha256 } from '../../src/image/digest.ts';
+import { parsePlatform } from '../../src/image/platform.ts';
+import { resolveImage } from '../../src/image/resolve.ts';
+import type { ImageSource } from '../../src/image/source.ts';
 import { TarArchive } from '../../src/image/tar-archive.ts';
 import { BLOCK_SIZE, encodeHeader, encodeNumber, encodePax, paddingFor } from '../../src/layers/tar-header.ts';
 import { fixChecksum } from '../helpers/fuzz-seeds.ts';
@@ -59,6 +66,25 @@ test('image archives: a PAX size record of -1 is IMGX_BAD_ARCHIVE', async () => 
   const file = archive([encodeHeader({ name: 'PaxHeader', type: 'pax-header', size: body.length }), body, Buffer.alloc(paddingFor(body.length)), encodeHeader({ name: 'a', size: 0 })]);
   const e = await rejection(TarArchive.open(file));
   assert.is(e.code, 'IMGX_BAD_ARCHIVE', e.message);
+});
+
+test('the cache: a cached blob that is JSON null, named by its digest, is IMGX_BAD_MANIFEST (it was a TypeError)', async () => {
+  const cache = new BlobCache(tempDir());
+  for (const text of ['null', '[]', '"x"', '7']) {
+    const bytes = Buffer.from(text);
+    const digest = sha256(bytes);
+    await cache.putBytes({ digest, size: bytes.length }, bytes);
+    const offline: ImageSource = {
+      displayName: 'docker://registry.example/app',
+      getRootManifest: () => Promise.reject(new NotFoundError('IMGX_MANIFEST_UNKNOWN', 'not asked')),
+      getManifest: () => Promise.reject(new NotFoundError('IMGX_MANIFEST_UNKNOWN', 'not asked')),
+      openBlob: () => Promise.reject(new NotFoundError('IMGX_BLOB_UNKNOWN', 'not asked')),
+      readBlob: () => Promise.reject(new NotFoundError('IMGX_BLOB_UNKNOWN', 'not asked')),
+      close: async () => {},
+    };
+    const e = await rejection(resolveImage(new CachingSource(offline, cache, { pinnedDigest: digest }), parsePlatform('linux/amd64')));
+    assert.is(e.code, 'IMGX_BAD_MANIFEST', `${text}: ${e.name}: ${e.message}`);
+  }
 });
 
 test.run();
