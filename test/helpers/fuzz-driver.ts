@@ -130,7 +130,7 @@ const ARBITRARIES: { [T in TargetName]: fc.Arbitrary<Desc> } = {
     gzip: fc.boolean(),
   }),
   docs: fc.record({
-    kind: fc.constantFrom<DocKind>('manifest', 'manifest', 'config', 'config', 'image', 'image', 'layout', 'token', 'tags', 'registry-error'),
+    kind: fc.constantFrom<DocKind>('manifest', 'manifest', 'config', 'config', 'image', 'image', 'cached', 'layout', 'token', 'tags', 'registry-error'),
     seed: fc.nat(),
     json: fc.array(docJson, { minLength: 4, maxLength: 4 }),
     text: fc.array(docText, { minLength: 4, maxLength: 4 }),
@@ -261,6 +261,7 @@ const DOC_ORDER: Record<DocKind, DocSeed['kind'][]> = {
   manifest: ['manifest'],
   config: ['config'],
   image: ['config', 'manifest', 'manifest'],
+  cached: ['config', 'manifest', 'manifest'],
   layout: ['config', 'manifest', 'layout-index', 'oci-layout'],
   token: ['token'],
   tags: ['tags'],
@@ -291,7 +292,8 @@ function buildDocs(d: DocDesc, pools: SeedPools): Buffer[] {
     case 'tags':
     case 'registry-error':
       return [mutate(pick(DOC_ORDER[d.kind][0]!, d.seed), 0)];
-    case 'image': {
+    case 'image':
+    case 'cached': {
       const config = mutate(pick('config', d.seed), 0);
       const manifests = docsOfKind(pools, 'manifest').filter((s) => Array.isArray((s.doc as { layers?: unknown }).layers));
       const m = structuredClone(manifests[d.seed % manifests.length]!.doc) as Record<string, unknown>;
@@ -331,7 +333,7 @@ function payloadOf(target: TargetName, desc: Desc, pools: SeedPools, world: Worl
     }
     case 'docs': {
       const d = desc as DocDesc;
-      return { target, kind: d.kind, docs: buildDocs(d, pools), hint: HINTS[d.hint % HINTS.length]!, platform: PLATFORMS[d.platform % PLATFORMS.length]!, strictPlatform: d.strictPlatform, tag: TAGS[d.tag % TAGS.length], status: d.status };
+      return { target, kind: d.kind, docs: buildDocs(d, pools), aux: world.aux, hint: HINTS[d.hint % HINTS.length]!, platform: PLATFORMS[d.platform % PLATFORMS.length]!, strictPlatform: d.strictPlatform, tag: TAGS[d.tag % TAGS.length], status: d.status };
     }
     case 'archive': {
       const d = desc as ArchiveDesc;
@@ -636,7 +638,7 @@ export class Fuzzer {
       }
       await this.world.clean().catch(() => {});
       if (diff || stopped) this.world.reset();
-    } else if (target === 'archive') await this.world.clean().catch(() => {});
+    } else if (target === 'archive' || (payload.target === 'docs' && payload.kind === 'cached')) await this.world.clean().catch(() => {});
     if (outcome.status !== 'finding' && growth > this.opts.rssLimit) {
       outcome = { status: 'finding', kind: 'memory', summary: `RSS grew by ${Math.round(growth / 2 ** 20)} MiB during one input (bound ${Math.round(this.opts.rssLimit / 2 ** 20)} MiB)`, ms: outcome.ms, rssGrowth: growth };
     }

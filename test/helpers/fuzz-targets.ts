@@ -9,6 +9,8 @@ import { Readable } from 'node:stream';
 import { makeContext, type CliContext } from '../../src/cli/context.ts';
 import { writeDirectory } from '../../src/export/dir-writer.ts';
 import { extractImage } from '../../src/export/extract-image.ts';
+import { BlobCache } from '../../src/image/blob-cache.ts';
+import { CachingSource } from '../../src/image/caching-source.ts';
 import { parseImageConfig } from '../../src/image/config.ts';
 import { describeImage } from '../../src/image/describe.ts';
 import type { Descriptor } from '../../src/image/descriptor.ts';
@@ -87,13 +89,15 @@ export interface WriterPayload {
   gzip: boolean;
 }
 
-export type DocKind = 'manifest' | 'config' | 'image' | 'layout' | 'token' | 'tags' | 'registry-error';
+export type DocKind = 'manifest' | 'config' | 'image' | 'cached' | 'layout' | 'token' | 'tags' | 'registry-error';
 
 export interface DocsPayload {
   target: 'docs';
   kind: DocKind;
-  /** manifest, config: [doc]; image: [root, child, config]; layout: [oci-layout, index.json, ...blobs]; registry kinds: [body]. */
+  /** manifest, config: [doc]; image, cached: [root, child, config]; layout: [oci-layout, index.json, ...blobs]; registry kinds: [body]. */
   docs: Uint8Array[];
+  /** Scratch space (the blob cache of `cached`). */
+  aux: string;
   /** The media type the transport claimed (manifest, image). */
   hint: string;
   platform: string;
@@ -535,6 +539,14 @@ async function docsTarget(p: DocsPayload): Promise<void> {
       return;
     case 'image': {
       const source = new AnySource(d[0]!, d[1]!, d[2]!, p.hint);
+      useImage(await resolveImage(source, parsePlatform(p.platform), p.strictPlatform), source);
+      return;
+    }
+    case 'cached': {
+      // The root is a blob of the cache, named by its digest (`imgx inspect REPO@sha256:…` after a pull): it is served from there.
+      const cache = new BlobCache(join(p.aux, 'cache'));
+      await cache.putBytes({ digest: sha256(d[0]!), size: d[0]!.length }, d[0]!);
+      const source = new CachingSource(new AnySource(d[0]!, d[1]!, d[2]!, p.hint), cache, { pinnedDigest: sha256(d[0]!) });
       useImage(await resolveImage(source, parsePlatform(p.platform), p.strictPlatform), source);
       return;
     }
