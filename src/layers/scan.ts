@@ -52,6 +52,8 @@ export interface ScanOptions {
   contents?: ContentSink;
   /** Called once every layer is read and applied, before the tree is built from the model. */
   layersApplied?: () => void;
+  /** Paths the image may have in all (default MAX_TREE_PATHS; tests set less). */
+  maxPaths?: number;
 }
 
 /**
@@ -108,6 +110,12 @@ export const MAX_DEPTH = 1024;
 export const MAX_PATH_BYTES = 4095;
 /** Longest path component accepted, in bytes: NAME_MAX. */
 export const MAX_NAME_BYTES = 255;
+/**
+ * Paths the layers of an image may place in all (entries, and the directories made for them):
+ * the tree is held in memory, ~0.4 KiB a file and ~1 KiB a directory at the peak, and Node's heap
+ * stops at ~4 GiB; real images have up to a few hundred thousand.
+ */
+export const MAX_TREE_PATHS = 2_500_000;
 /** Segments of sparse maps an image may have in all (each costs memory until the tree is written). */
 export const MAX_IMAGE_SPARSE_SEGMENTS = MAX_SPARSE_ENTRIES;
 
@@ -327,8 +335,16 @@ const IMPLICIT_DIR: Readonly<Meta> = Object.freeze({
   xattrs: undefined,
 });
 
-function newDir(meta: Meta = { ...IMPLICIT_DIR }): MNode {
-  return { children: new Map(), meta };
+/**
+ * The children of every empty directory: one shared map, swapped for a map of its own by place()
+ * on the first child (a map each cost ~150 bytes, and a hostile layer can make millions of empty
+ * directories). Only place() adds to a directory's children.
+ */
+const NO_CHILDREN: Map<string, MNode> = new Map();
+
+/** Metadata objects are replaced, never changed: implicit directories share one. */
+function newDir(meta: Meta = IMPLICIT_DIR): MNode {
+  return { children: NO_CHILDREN, meta };
 }
 
 /** The entry itself serves as the metadata (one object less per entry; nothing mutates it). */
@@ -364,13 +380,17 @@ export class TreeBuilder {
   private touched = new Map<string, Touch>();
   private layer = -1;
   private where = '';
+  /** Paths placed in the tree so far, by every layer, and how many may be (MAX_TREE_PATHS). */
+  private paths = 0;
+  private readonly maxPaths: number;
   /** The directory the last entry went into: tars list a directory's entries together. */
   private lastDirPath = '';
   private lastDir: MNode | undefined;
 
-  constructor(opts: { warnings: Warnings; recordPaths?: boolean }) {
+  constructor(opts: { warnings: Warnings; recordPaths?: boolean; maxPaths?: number }) {
     this.warnings = opts.warnings;
     this.recordPaths = opts.recordPaths !== false;
+    this.maxPaths = opts.maxPaths ?? MAX_TREE_PATHS;
   }
 
   /** Applies one layer: its entries and whiteouts in tar order (the rules at the top). */
@@ -416,7 +436,9 @@ export class TreeBuilder {
   /** Puts `node` at `path` in `dir` (whatever was there must already be gone or replaced). */
   private place(dir: MNode, name: string, path: string, current: MNode | undefined, node: MNode): void {
     this.touch(path, current).node = node;
+    if (dir.children === NO_CHILDREN) dir.children = new Map();
     dir.children!.set(name, node);
+    if (++this.paths > this.maxPaths) throw new ImgxError('IMGX_BAD_LAYER', `${this.where}: more than ${this.maxPaths} paths in the image (imgx's limit)`);
   }
 
   /** Marks `node` and every descendant removed, recording each path (the caller detaches it). */
@@ -751,7 +773,7 @@ export async function scanLayers(layers: LayerReader[], opts: ScanOptions): Prom
     pending.push(p);
   }
   try {
-    const builder = new TreeBuilder({ warnings: opts.warnings, recordPaths: opts.recordPaths });
+    const builder = new TreeBuilder({ warnings: opts.warnings, recordPaths: opts.recordPaths, ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}) });
     for (let i = 0; i < layers.length; i++) {
       const entries = await pending[i]!;
       // Let go of the entry list as soon as it is applied.

@@ -3,7 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { normalisePath } from '../../src/layers/normalise-path.ts';
 import { makeTar } from '../fixtures/tar.ts';
-import { dir, file, flatten, paths, rejectsWith, shape, text, wh } from './flatten-helpers.ts';
+import { countingReaders, dir, file, flatten, paths, rejectsWith, shape, text, wh } from './flatten-helpers.ts';
+import { scanLayers } from '../../src/layers/scan.ts';
+import { Warnings } from '../../src/warnings.ts';
 
 test('normalisePath: clean names, ./ prefixes, slashes, . and ..', () => {
   const cases: [string, string, boolean][] = [
@@ -108,6 +110,14 @@ test('the tree answers any spelling of a path', async () => {
   // Past 64 lookups the tree builds a path index: the answers stay the same.
   for (let i = 0; i < 100; i++) assert.is(f.tree.get(i % 2 ? '/etc/hosts' : 'etc/nope')?.path, i % 2 ? 'etc/hosts' : undefined);
   assert.equal(f.tree.get('etc/hosts'), f.tree.get('./etc/hosts'));
+});
+
+test('an image that would place more paths than the limit is refused (IMGX_BAD_LAYER), implicit directories counted', async () => {
+  const tars = [makeTar([{ name: `${'d/'.repeat(150)}f`, content: 'x' }])];
+  const { layers } = countingReaders(tars);
+  await rejectsWith(scanLayers(layers, { warnings: new Warnings(), maxPaths: 100 }), 'IMGX_BAD_LAYER');
+  const ok = await scanLayers(countingReaders(tars).layers, { warnings: new Warnings(), maxPaths: 151 });
+  assert.is(ok.size, 152);
 });
 
 test.run();
