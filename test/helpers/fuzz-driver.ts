@@ -108,6 +108,9 @@ const strictArb = fc.nat({ max: 3 }).map((n) => n === 0);
 const HINTS = ['', OCI_MANIFEST, OCI_INDEX, 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'text/html'];
 const PLATFORMS = ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/arm/v5', 'windows/amd64', 'linux/riscv64'];
 const TAGS: (string | undefined)[] = [undefined, 'v1', 'v2', 'latest', 'app:latest', '@0', 'nope'];
+/** What follows `oci-archive:FILE:` and `docker-archive:FILE:` (undefined: nothing, the only image). */
+const OCI_ARCHIVE_REFS: (string | undefined)[] = [undefined, undefined, 'v1', 'latest', 'nope'];
+const DOCKER_ARCHIVE_REFS: (string | undefined)[] = [undefined, undefined, 'app:latest', 'docker.io/library/app:v1', '@0', '@1', 'nope'];
 
 const docText = fc.array(textOp, { minLength: 0, maxLength: 2 });
 const docJson = fc.oneof({ weight: 1, arbitrary: fc.constant([] as JsonOp[]) }, { weight: 3, arbitrary: jsonOps });
@@ -130,7 +133,7 @@ const ARBITRARIES: { [T in TargetName]: fc.Arbitrary<Desc> } = {
     gzip: fc.boolean(),
   }),
   docs: fc.record({
-    kind: fc.constantFrom<DocKind>('manifest', 'manifest', 'config', 'config', 'image', 'image', 'cached', 'layout', 'token', 'tags', 'registry-error'),
+    kind: fc.constantFrom<DocKind>('manifest', 'manifest', 'config', 'config', 'image', 'image', 'cached', 'layout', 'token', 'tags', 'registry-error', 'challenge', 'passwd', 'os-release'),
     seed: fc.nat(),
     json: fc.array(docJson, { minLength: 4, maxLength: 4 }),
     text: fc.array(docText, { minLength: 4, maxLength: 4 }),
@@ -141,7 +144,7 @@ const ARBITRARIES: { [T in TargetName]: fc.Arbitrary<Desc> } = {
     status: fc.constantFrom(400, 401, 403, 404, 405, 409, 429, 500, 502, 503, 200, 206, 301, 999),
   }),
   // Fewer operations: most of them break the outer tar, and the layers inside are the other targets' work.
-  archive: fc.record({ seed: fc.nat(), ops: fc.array(byteOp, { minLength: 1, maxLength: 3 }), ref: fc.nat({ max: TAGS.length - 1 }) }),
+  archive: fc.record({ seed: fc.nat(), ops: fc.array(byteOp, { minLength: 1, maxLength: 3 }), ref: fc.nat({ max: 6 }) }),
 };
 
 // ---- seeds and the writer's watched tree -----------------------------------------------------------
@@ -266,6 +269,9 @@ const DOC_ORDER: Record<DocKind, DocSeed['kind'][]> = {
   token: ['token'],
   tags: ['tags'],
   'registry-error': ['registry-error'],
+  challenge: ['challenge'],
+  passwd: ['passwd'],
+  'os-release': ['os-release'],
 };
 
 function docsOfKind(pools: SeedPools, kind: DocSeed['kind']): DocSeed[] {
@@ -286,6 +292,13 @@ function buildDocs(d: DocDesc, pools: SeedPools): Buffer[] {
   };
   const descOf = (b: Buffer, mediaType: string) => ({ mediaType, digest: sha256(b), size: b.length });
   switch (d.kind) {
+    case 'challenge':
+    case 'passwd':
+    case 'os-release': {
+      // Text: byte-level damage only.
+      const list = docsOfKind(pools, d.kind);
+      return [applyByteOps(Buffer.from(list[d.seed % list.length]!.doc as string, 'utf8'), [...(d.text[0] ?? []), ...(d.text[1] ?? []), ...(d.text[2] ?? [])], [])];
+    }
     case 'manifest':
     case 'config':
     case 'token':
@@ -339,7 +352,8 @@ function payloadOf(target: TargetName, desc: Desc, pools: SeedPools, world: Worl
       const d = desc as ArchiveDesc;
       const seed = pools.archives[d.seed % pools.archives.length]!;
       const kind = seed.name.startsWith('oci') ? ('oci-archive' as const) : ('docker-archive' as const);
-      const ref = TAGS[d.ref % TAGS.length];
+      const refs = kind === 'oci-archive' ? OCI_ARCHIVE_REFS : DOCKER_ARCHIVE_REFS;
+      const ref = refs[d.ref % refs.length];
       return { target, kind, bytes: applyByteOps(seed.bytes, d.ops, pools.archiveBytes), file: join(world.aux, 'image.tar'), aux: world.aux, ref };
     }
   }

@@ -849,7 +849,7 @@ export function applyJsonOps(doc: unknown, ops: readonly JsonOp[]): Buffer {
 /** Byte-level damage to a document's text (after the JSON operations): fewer kinds, same rules. */
 export const textOp: fc.Arbitrary<ByteOp> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: pos, bit: fc.nat({ max: 7 }) }),
-  fc.record({ op: fc.constant('set' as const), at: pos, value: fc.constantFrom(0, 0xff, 0xc3, 0x22, 0x5c, 0x7b, 0x5b, 0x2c, 0x3a, 0x30, 0x2d, 0x65) }),
+  fc.record({ op: fc.constant('set' as const), at: pos, value: fc.constantFrom(0, 0xff, 0xc3, 0x22, 0x5c, 0x7b, 0x5b, 0x2c, 0x3a, 0x30, 0x2d, 0x65, 0x3d, 0x20, 0x09, 0x0a, 0x23) }),
   fc.record({ op: fc.constant('truncate' as const), at: pos }),
   fc.record({ op: fc.constant('insert' as const), at: pos, bytes: fc.constantFrom<number[]>([0xef, 0xbb, 0xbf], [0xff, 0xfe], [0x5c, 0x75, 0x64, 0x38, 0x30, 0x30], [0x2c], [0x7d], [0x5d, 0x5d], [0x31, 0x65, 0x39, 0x39, 0x39]) }),
   fc.record({ op: fc.constant('delete' as const), at: pos, len: fc.integer({ min: 1, max: 64 }) }),

@@ -363,7 +363,8 @@ const D = (c: string) => `sha256:${c.repeat(64)}`;
 
 export interface DocSeed {
   name: string;
-  kind: 'manifest' | 'config' | 'layout-index' | 'oci-layout' | 'token' | 'tags' | 'registry-error' | 'docker-manifest-json';
+  kind: 'manifest' | 'config' | 'layout-index' | 'oci-layout' | 'token' | 'tags' | 'registry-error' | 'docker-manifest-json' | 'challenge' | 'passwd' | 'os-release';
+  /** JSON, or text for the text kinds (challenge, passwd, os-release). */
   doc: unknown;
 }
 
@@ -440,6 +441,11 @@ export function docSeeds(): DocSeed[] {
     { name: 'token', kind: 'token', doc: { token: 'abc.def.ghi', access_token: 'abc.def.ghi', expires_in: 300, issued_at: '2024-01-01T00:00:00Z' } },
     { name: 'tags', kind: 'tags', doc: { name: 'library/app', tags: ['latest', 'v1.0', '1.2.3-alpine', 'a'.repeat(128)] } },
     { name: 'registry-error', kind: 'registry-error', doc: { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: { Tag: 'x' } }] } },
+    { name: 'challenge-bearer', kind: 'challenge', doc: 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull,push", Basic realm="Registry Realm"' },
+    { name: 'challenge-odd', kind: 'challenge', doc: 'Bearer realm="a\\"b,c" , error=insufficient_scope,, Negotiate, Basic' },
+    { name: 'passwd', kind: 'passwd', doc: 'root:x:0:0:root:/root:/bin/bash\n# comment\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\napp:x:1000:1000::/home/app:/bin/sh\n' },
+    { name: 'group', kind: 'passwd', doc: 'root:x:0:\nwheel:x:10:root,app\napp:x:1000:\n' },
+    { name: 'os-release', kind: 'os-release', doc: 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\nHOME_URL="https://www.debian.org/"\n# c\nQUOTED=\'single \\\' quote\'\n' },
     { name: 'docker-manifest-json', kind: 'docker-manifest-json', doc: [{ Config: `blobs/sha256/${'c'.repeat(64)}`, RepoTags: ['app:latest', 'docker.io/library/app:v1'], Layers: ['blobs/sha256/aa/layer.tar'] }] },
   ];
 }
