@@ -337,6 +337,8 @@ class DirWriter {
     const target = e.linkname ?? '';
     if (pathComponents(target).length === 0) throw unsafePath(rel, 'hardlink to the root');
     if (target === rel) return false;
+    // A fifo or device node waiting in the batch is made first, so that the link has its target.
+    if (this.specialAt.has(target)) await this.flushSpecials();
     const targetAbs = fsPath(this.root.abs(target));
     const st = this.root.parentReady(target, false) ? fs.lstatSync(targetAbs, { throwIfNoEntry: false }) : undefined;
     if (!st) {

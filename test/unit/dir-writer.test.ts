@@ -387,4 +387,18 @@ test('names that are not UTF-8 keep their bytes: files, directories, symlinks an
   assert.ok(lstatSync(Buffer.concat([dir, Buffer.from('/'), Buffer.from([0x70, 0xfd])])).isFIFO());
 });
 
+test('a hardlink to a fifo (or device) made in the same batch links to it (found by the fuzz test)', async () => {
+  const { dest } = work();
+  const w = new Warnings();
+  await writeDirectory(stream([e('p', 'fifo'), e('q', 'hardlink', { linkname: 'p' })]), dest, { warnings: w });
+  assert.ok(lstatSync(join(dest, 'q')).isFIFO());
+  assert.is(lstatSync(join(dest, 'q')).ino, lstatSync(join(dest, 'p')).ino);
+  assert.is(w.count(), 0);
+  if (isRoot) {
+    const d2 = work();
+    await writeDirectory(stream([e('null', 'char-device', { devmajor: 1, devminor: 3 }), e('null2', 'hardlink', { linkname: 'null' })]), d2.dest, { warnings: new Warnings() });
+    assert.is(lstatSync(join(d2.dest, 'null2')).ino, lstatSync(join(d2.dest, 'null')).ino);
+  }
+});
+
 test.run();
