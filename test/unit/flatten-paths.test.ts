@@ -120,4 +120,11 @@ test('an image that would place more paths than the limit is refused (IMGX_BAD_L
   assert.is(ok.size, 152);
 });
 
+test('a 1 MB name (one PAX path record) is refused with IMGX_UNSAFE_PATH, its layer read to the end', async () => {
+  const tar = makeTar([{ name: 'ok', content: 'x', pax: { path: `${'n'.repeat(200)}/`.repeat(5000) + 'f' } }]);
+  assert.ok(tar.length > 1_000_000);
+  const err = await rejectsWith(flatten([tar]), 'IMGX_UNSAFE_PATH');
+  assert.ok(err.message.length < 400, 'the name is cut in the message');
+});
+
 test.run();
