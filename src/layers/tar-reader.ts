@@ -467,8 +467,9 @@ class TarReader {
             more = oldGnuSparseExtension(ext, oldSparse.segments);
           }
         } catch (e) {
-          if (e instanceof BadArchiveError) throw e;
-          throw this.bad(`bad sparse map: ${(e as Error).message}`, at);
+          // Only the map's own faults are named here: the input's errors (a diff_id check) pass as they are.
+          if (!(e instanceof SparseError)) throw e;
+          throw this.bad(`bad sparse map: ${e.message}`, at);
         }
       }
 
@@ -510,8 +511,8 @@ class TarReader {
         }
         if (segments) validateSparse(segments, header.size, stored);
       } catch (e) {
-        if (e instanceof BadArchiveError) throw e;
-        throw this.bad(`bad sparse entry ${JSON.stringify(header.name)}: ${(e as Error).message}`, at);
+        if (!(e instanceof SparseError)) throw e;
+        throw this.bad(`bad sparse entry ${JSON.stringify(header.name)}: ${e.message}`, at);
       }
 
       const pieces: Piece[] = [];

@@ -3,8 +3,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
-import { NotFoundError } from '../../src/errors.ts';
+import { ImgxError, NotFoundError } from '../../src/errors.ts';
+import { readTar } from '../../src/layers/tar-reader.ts';
 import { BlobCache } from '../../src/image/blob-cache.ts';
 import { CachingSource } from '../../src/image/caching-source.ts';
 import { sha256 } from '../../src/image/digest.ts';
@@ -85,6 +87,38 @@ test('the cache: a cached blob that is JSON null, named by its digest, is IMGX_B
     const e = await rejection(resolveImage(new CachingSource(offline, cache, { pinnedDigest: digest }), parsePlatform('linux/amd64')));
     assert.is(e.code, 'IMGX_BAD_MANIFEST', `${text}: ${e.name}: ${e.message}`);
   }
+});
+
+/** A layer stream that gives `bytes`, then fails as a diff_id check fails at the end of a layer. */
+function failingAtEnd(bytes: Buffer): Readable {
+  let sent = false;
+  return new Readable({
+    read() {
+      if (!sent) {
+        sent = true;
+        this.push(bytes);
+      } else this.destroy(new ImgxError('IMGX_DIFFID_MISMATCH', 'layer 0: uncompressed content does not match the config\'s diff_id'));
+    },
+  });
+}
+
+async function drain(input: Readable): Promise<void> {
+  for await (const e of readTar(input)) for await (const _ of e.body);
+}
+
+test('tar reader: an input error while a sparse map is read comes through as it is (a diff_id mismatch was relabelled IMGX_BAD_ARCHIVE "bad sparse map")', async () => {
+  // Old GNU: an 'S' header whose map goes on in an extension block the stream never gives.
+  const s = encodeHeader({ name: 'sparse', typeflag: 'S', size: 0 }, { format: 'gnu' });
+  s[482] = 1;
+  encodeNumber(10, 12).copy(s, 483);
+  fixChecksum(s);
+  const e1 = await rejection(drain(failingAtEnd(s)));
+  assert.is(e1.code, 'IMGX_DIFFID_MISMATCH', `old GNU: ${e1.code}: ${e1.message}`);
+  // PAX 1.0: the map is at the start of the data, which the stream never gives.
+  const pax = encodePax({ 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.realsize': '10', 'GNU.sparse.name': 'sparse' });
+  const t = Buffer.concat([encodeHeader({ name: 'PaxHeader', type: 'pax-header', size: pax.length }), pax, Buffer.alloc(paddingFor(pax.length)), encodeHeader({ name: 'GNUSparseFile.0/sparse', size: 512 })]);
+  const e2 = await rejection(drain(failingAtEnd(t)));
+  assert.is(e2.code, 'IMGX_DIFFID_MISMATCH', `PAX 1.0: ${e2.code}: ${e2.message}`);
 });
 
 test.run();
