@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { removeTree } from '../../src/export/remove-tree.ts';
@@ -61,6 +62,8 @@ interface LayersDesc {
 }
 
 interface FlattenDesc extends LayersDesc {
+  /** Layers compressed as a registry serves them (0: plain tars), the mutations on the compressed bytes when `inBlob`. */
+  compressed?: { compression: 'gzip' | 'zstd' | 'none'; inBlob: boolean };
   strict: boolean;
   concurrency: number;
   contents: boolean;
@@ -123,7 +126,14 @@ const ARBITRARIES: { [T in TargetName]: fc.Arbitrary<Desc> } = {
     consume: fc.array(fc.nat({ max: 6 }), { minLength: 1, maxLength: 8 }),
     skipBodies: fc.boolean(),
   }),
-  flatten: fc.record({ stack: stackArb, ops: stackOps, strict: strictArb, concurrency: fc.integer({ min: 1, max: 4 }), contents: fc.boolean(), recordPaths: fc.boolean() }),
+  flatten: fc.record({
+    stack: stackArb,
+    ops: stackOps,
+    compressed: fc.oneof(
+      { weight: 2, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.record({ compression: fc.constantFrom('gzip' as const, 'gzip' as const, 'zstd' as const, 'none' as const), inBlob: fc.boolean() }) },
+    ),
+    strict: strictArb, concurrency: fc.integer({ min: 1, max: 4 }), contents: fc.boolean(), recordPaths: fc.boolean() }),
   writer: fc.record({
     stack: stackArb,
     ops: stackOps,
@@ -338,7 +348,16 @@ function payloadOf(target: TargetName, desc: Desc, pools: SeedPools, world: Worl
     }
     case 'flatten': {
       const d = desc as FlattenDesc;
-      return { target, layers: layersOf(d, pools), strict: d.strict, concurrency: d.concurrency, contents: d.contents, recordPaths: d.recordPaths };
+      const base = { target, strict: d.strict, concurrency: d.concurrency, contents: d.contents, recordPaths: d.recordPaths } as const;
+      if (!d.compressed) return { ...base, layers: layersOf(d, pools) };
+      // As a registry serves them: the tars (mutated, or not when the mutations go to the blob), compressed.
+      const c = d.compressed;
+      const tars = layersOf({ ...d, ops: c.inBlob ? [] : d.ops }, pools);
+      const blobs = tars.map((t, i) => {
+        const z = c.compression === 'gzip' ? gzipSync(t) : c.compression === 'zstd' ? zstdCompressSync(t) : t;
+        return c.inBlob ? applyByteOps(z, d.ops[i] ?? [], []) : z;
+      });
+      return { ...base, layers: blobs, compressed: { compression: c.compression, diffIds: tars.map((t) => sha256(t)), aux: world.aux } };
     }
     case 'writer': {
       const d = desc as WriterDesc;
@@ -652,7 +671,7 @@ export class Fuzzer {
       }
       await this.world.clean().catch(() => {});
       if (diff || stopped) this.world.reset();
-    } else if (target === 'archive' || (payload.target === 'docs' && payload.kind === 'cached')) await this.world.clean().catch(() => {});
+    } else if (target === 'archive' || (payload.target === 'docs' && payload.kind === 'cached') || (payload.target === 'flatten' && payload.compressed)) await this.world.clean().catch(() => {});
     if (outcome.status !== 'finding' && growth > this.opts.rssLimit) {
       outcome = { status: 'finding', kind: 'memory', summary: `RSS grew by ${Math.round(growth / 2 ** 20)} MiB during one input (bound ${Math.round(this.opts.rssLimit / 2 ** 20)} MiB)`, ms: outcome.ms, rssGrowth: growth };
     }

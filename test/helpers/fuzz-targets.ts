@@ -25,7 +25,10 @@ import { emitTree } from '../../src/layers/emit.ts';
 import { FlatTree, type TreeNode } from '../../src/layers/flat-tree.ts';
 import { decodeName } from '../../src/util/raw-name.ts';
 import { openImageTree } from '../../src/layers/image-tree.ts';
-import { layerReaders, layerReadersFromBuffers } from '../../src/layers/layer-reader.ts';
+import { diffIdMismatch, layerName, layerReaders, layerReadersFromBuffers, openLayerStream, type LayerReader } from '../../src/layers/layer-reader.ts';
+import { decodeOffThread } from '../../src/layers/offthread-decode.ts';
+import { warmHelperThreads } from '../../src/offthread/pool.ts';
+import { OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD } from '../../src/image/media-types.ts';
 import { scanLayers, xattrsOf, type ContentSink } from '../../src/layers/scan.ts';
 import type { FlatEntry } from '../../src/layers/fs-entry.ts';
 import { normalisePath } from '../../src/layers/normalise-path.ts';
@@ -67,6 +70,11 @@ export interface TarPayload {
 export interface FlattenPayload {
   target: 'flatten';
   layers: Uint8Array[];
+  /**
+   * Layers as they come from a registry: compressed so (the bytes above are the compressed blobs),
+   * with the diff_ids of the tars they were made from (mutations may have hit the compressed bytes).
+   */
+  compressed?: { compression: 'gzip' | 'zstd' | 'none'; diffIds: string[]; aux: string };
   strict: boolean;
   concurrency: number;
   /** Pass 1 hands contents to a sink (as extract does) instead of skipping bodies. */
@@ -335,7 +343,31 @@ function firstDifference(a: string, b: string): string {
   return '';
 }
 
+/**
+ * LayerReaders over compressed blobs, as a registry image's are read: the stream way (node:zlib on
+ * the thread pool, decompress.ts) and, with `offThread`, pass 1 on the helper threads (the gzip
+ * framing read by src/offthread/gzip-inflater.js, output in recycled shared slots).
+ */
+function compressedReaders(p: FlattenPayload, offThread: boolean): LayerReader[] {
+  const c = p.compressed!;
+  const mediaType = c.compression === 'gzip' ? OCI_LAYER_GZIP : c.compression === 'zstd' ? OCI_LAYER_ZSTD : OCI_LAYER;
+  return p.layers.map((u8, index): LayerReader => {
+    const bytes = buf(u8);
+    const desc: Descriptor = { mediaType, digest: sha256(bytes), size: bytes.length };
+    const diffId = c.diffIds[index]!;
+    const what = layerName(index, desc.digest);
+    const file = join(c.aux, `layer-${index}.blob`);
+    writeFileSync(file, bytes);
+    const reader: LayerReader = { index, desc, diffId, open: (opts = {}) => openLayerStream(async () => chunkedStream(bytes, [65536]), desc, diffId, what, opts) };
+    if (offThread) {
+      reader.openChunks = (o) => decodeOffThread({ path: file, size: bytes.length }, { compression: c.compression, diffId, mismatch: (actual) => diffIdMismatch(what, diffId, actual), what, ...(o.signal ? { signal: o.signal } : {}) });
+    }
+    return reader;
+  });
+}
+
 async function flattenTarget(p: FlattenPayload): Promise<void> {
+  if (p.compressed) return compressedTarget(p);
   const layers = layerReadersFromBuffers(p.layers.map(buf));
   const warnings = new Warnings({ strict: p.strict });
   const tree = await scanLayers(layers, { warnings, concurrency: p.concurrency, recordPaths: p.recordPaths, ...(p.contents ? { contents: checkingSink } : {}) });
@@ -378,6 +410,38 @@ async function flattenTarget(p: FlattenPayload): Promise<void> {
       check(n === want, `emitted ${JSON.stringify(e.path)} with ${n} bytes, it has ${want}`);
     } else check(e.type !== 'file' || e.size === 0, `emitted ${JSON.stringify(e.path)} (${e.size} bytes) without a body`);
   }
+}
+
+/**
+ * Compressed layers: decoded on the helper threads and by node:zlib, the scan must come to the
+ * same tree, or both fail with the same code.
+ */
+async function compressedTarget(p: FlattenPayload): Promise<void> {
+  // Threads that start for every input would make this target a benchmark of thread start-up.
+  warmHelperThreads(2000);
+  const outcome = async (offThread: boolean) => {
+    try {
+      const layers = compressedReaders(p, offThread);
+      const tree = await scanLayers(layers, { warnings: new Warnings(), concurrency: p.concurrency });
+      for await (const e of emitTree(tree, layers)) if (e.body) for await (const _ of e.body);
+      return { tree: tree.list().map((n) => `${n.path} ${n.type} ${n.size}`).join('\n'), error: undefined };
+    } catch (e) {
+      if (!isImgxError(e)) throw e;
+      return { tree: '', error: e };
+    }
+  };
+  const off = await outcome(true);
+  const stream = await outcome(false);
+  // (Which error comes first may differ: the helper thread reads ahead of the tar parser, so it
+  // can meet a bad gzip trailer before the parser meets the garbage the bad data became. And the
+  // helper threads do not check gzip's CRC-32, by design (README: the diff_id covers every byte):
+  // a bad CRC over the right content passes there, and fails in node:zlib.)
+  const crcOnly = off.error === undefined && stream.error?.code === 'IMGX_BAD_LAYER' && /incorrect data check/.test(stream.error.message);
+  check(
+    crcOnly || (off.tree === stream.tree && (off.error === undefined) === (stream.error === undefined)),
+    `helper threads and node:zlib disagree: ${off.error ? `${off.error.code} (${off.error.message.slice(0, 200)})` : 'ok'} vs ${stream.error ? `${stream.error.code} (${stream.error.message.slice(0, 200)})` : 'ok'}`,
+  );
+  if (off.error) throw off.error;
 }
 
 // ---- the directory writer -----------------------------------------------------------------------
