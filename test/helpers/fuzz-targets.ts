@@ -41,7 +41,7 @@ import * as registryAuth from '../../src/registry/auth.ts';
 import * as registryClient from '../../src/registry/client.ts';
 import * as registryErrors from '../../src/registry/errors.ts';
 import { Warnings } from '../../src/warnings.ts';
-import { isImgxError } from '../../src/errors.ts';
+import { ImgxError, isImgxError } from '../../src/errors.ts';
 import { writeOciLayout } from '../fixtures/oci-layout.ts';
 
 /** A success that broke a promise of the code under test (a body of the wrong length, a path that is not normalised …). */
@@ -249,7 +249,44 @@ async function plainRead(bytes: Buffer, upTo: number): Promise<Transcript> {
   return { entries, end: 'ok' };
 }
 
+/** What a diff_id check or a decompressor raises at the end of a layer: the reader must pass it on as it is. */
+class InputFault extends ImgxError {
+  constructor() {
+    super('IMGX_DIFFID_MISMATCH', 'fuzz: the input failed at its end');
+  }
+}
+
+/**
+ * The archive from an input that fails at its end instead of ending (as a layer whose diff_id does
+ * not match does): the read can never succeed (the reader reads to the end of its input, so that
+ * the check runs), and once the input is used up, the error must be the input's own, whichever
+ * way the bodies are taken (skipped, or read with readData).
+ */
+async function inputFaultRead(bytes: Buffer, skipBodies: boolean): Promise<void> {
+  let exhausted = false;
+  // Pulled by the reader alone (a Readable would read ahead): `exhausted` means the reader asked past the end.
+  const input = {
+    destroyed: false,
+    destroy() {
+      this.destroyed = true;
+    },
+    async *[Symbol.asyncIterator]() {
+      for (let pos = 0; pos < bytes.length; pos += 4096) yield bytes.subarray(pos, pos + 4096);
+      exhausted = true;
+      throw new InputFault();
+    },
+  };
+  try {
+    for await (const e of readTar(input, { what: 'fuzz', skipBodies })) if (!skipBodies) await e.readData(() => {});
+  } catch (e) {
+    check(!exhausted || e instanceof InputFault, `the input's own error at its end came out as ${endOf(e)}: ${(e as Error).message?.slice(0, 200)}`);
+    return;
+  }
+  throw new Invariant('the archive read to a successful end, but its input failed at its end');
+}
+
 async function tarTarget(p: TarPayload): Promise<void> {
+  await inputFaultRead(buf(p.bytes), p.skipBodies);
   const bytes = buf(p.bytes);
   const transcript: Transcript = { entries: [], end: 'ok' };
   try {
