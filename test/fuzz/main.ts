@@ -50,6 +50,27 @@ const fuzzer = new Fuzzer({
   ...(values.dump ? { dumpDir: values.dump } : {}),
 });
 
+/** The summary, and 1 when something was found. */
+function summary(): number {
+  const report = fuzzer.report();
+  log('\n' + describeStats(report));
+  if (!report.findings.length) return 0;
+  log('\nFindings:\n' + describeFindings(report.findings, fuzzer));
+  return 1;
+}
+
+// Ctrl-C (or a CI's TERM) ends a long run with its summary, the worker and the temp dir gone.
+let stopping = false;
+const stop = (signal: NodeJS.Signals) => {
+  if (stopping) process.exit(130);
+  stopping = true;
+  log(`\n${signal}: stopped`);
+  const found = summary();
+  void fuzzer.close().finally(() => process.exit(found || 130));
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+
 let code = 0;
 try {
   if (values.replay) {
@@ -78,12 +99,7 @@ try {
       log(`batch ${batch}: ${target} seed ${seed} (${((Date.now() - t0) / 1000).toFixed(1)} s; ${s.runs} ${target} inputs so far, ${s.findings} findings; RSS ${Math.round(mem.rss / 2 ** 20)} MiB, driver heap ${Math.round(mem.heapUsed / 2 ** 20)} MiB)`);
     }
   }
-  const report = fuzzer.report();
-  log('\n' + describeStats(report));
-  if (report.findings.length) {
-    log('\nFindings:\n' + describeFindings(report.findings, fuzzer));
-    code = 1;
-  }
+  code = Math.max(code, summary());
 } finally {
   await fuzzer.close();
 }
